@@ -1,0 +1,55 @@
+//! Command-line interface: the global kubectl-style flags and one subcommand per verb.
+//!
+//! Each subcommand's arguments and its `run` function live in the module of the stage it drives;
+//! this file only wires them together.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Declarative Redis Cluster on Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "kubectl redis", bin_name = "kubectl redis", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the Kubernetes objects a spec stands for, in apply order.
+    Render(crate::render::RenderArgs),
+}
+
+/// Flags every subcommand accepts, with kubectl's names and meanings.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Namespace for namespaced objects that do not name one.
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// When to colour output: auto colours on a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Log to stderr: -v for info, -vv for debug, -vvv for trace.
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}

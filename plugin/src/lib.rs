@@ -1,0 +1,13 @@
+//! kubectl-redis: a declarative Redis Cluster on Kubernetes.
+//!
+//! The modules follow the pipeline the data flows through:
+//! `spec` (load + validate input) → `render` (Kubernetes objects) → `policy` (wasm evaluation)
+//! → `plan` (live diff) → `apply` (server-side apply, ordering, waits) → `cluster` (Redis
+//! formation / verify / heal) → `output` (text, json, sarif, github).
+
+pub mod cli;
+pub mod error;
+pub mod redact;
+pub mod render;
+pub mod source;
+pub mod spec;
