@@ -127,6 +127,7 @@ pub struct Document {
     /// 1-based line of the document's first line in the file.
     pub first_line: usize,
     pub text: String,
+    /// Lines (in the file) of the fields, keyed by JSON pointer.
     pub field_lines: BTreeMap<String, usize>,
 }
 
@@ -320,7 +321,12 @@ fn field_lines(document: &Document) -> Result<BTreeMap<String, usize>, SpecError
             format!("invalid YAML: {}", e.info()),
         )
     })?;
-    Ok(recorder.lines)
+    // Positions are relative to the document; errors and findings want the file's lines.
+    Ok(recorder
+        .lines
+        .into_iter()
+        .map(|(pointer, line)| (pointer, line + document.first_line - 1))
+        .collect())
 }
 
 /// Tracks the path of the node being parsed; mappings alternate key and value events.
@@ -420,7 +426,7 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].first_line, 3);
         assert_eq!(docs[1].first_line, 7);
-        assert_eq!(docs[1].field_lines.get("/b/c"), Some(&2));
+        assert_eq!(docs[1].field_lines.get("/b/c"), Some(&8));
     }
 
     #[test]

@@ -376,14 +376,38 @@ fn from_document<T: DeserializeOwned>(document: &Document) -> Result<T, SpecErro
         if let Some(cut) = message.rfind(" at line ") {
             message.truncate(cut);
         }
+        for integer in ["i64", "i32", "u32", "u64"] {
+            message = message.replace(&format!("expected {integer}"), "expected an integer");
+        }
         let (field, message) = split_field(&message);
-        let mut spec_error = match error.location() {
-            Some(at) => document.error_at(at.line(), at.column(), message),
-            None => SpecError::new(&document.file, message).at(document.first_line, 1),
-        };
-        spec_error.field = field;
-        spec_error
+        match error.location() {
+            Some(at) => {
+                let field = deepest_field_on_line(document, at.line(), field.as_deref()).or(field);
+                let mut spec_error = document.error_at(at.line(), at.column(), message);
+                spec_error.field = field;
+                spec_error
+            }
+            None => {
+                let mut spec_error =
+                    SpecError::new(&document.file, message).at(document.first_line, 1);
+                spec_error.field = field;
+                spec_error
+            }
+        }
     })
+}
+
+/// serde_yaml names the enclosing mapping (`spec`) when a value fails its own check; the field
+/// written on the error's line (`spec.masters`) is what the user needs to see.
+fn deepest_field_on_line(document: &Document, line: usize, within: Option<&str>) -> Option<String> {
+    let line = document.first_line + line - 1;
+    document
+        .field_lines
+        .iter()
+        .filter(|(_, field_line)| **field_line == line)
+        .map(|(pointer, _)| source::dotted(pointer))
+        .filter(|field| within.is_none_or(|parent| field.starts_with(parent)))
+        .max_by_key(String::len)
 }
 
 /// serde_yaml prefixes messages with the field path (`spec.masters: ...`).
