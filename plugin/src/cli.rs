@@ -18,7 +18,26 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the Kubernetes objects a spec stands for, in apply order.
+    #[command(after_help = "Examples:
+  kubectl redis render -f specs/redis-cluster.yaml
+  kubectl redis render -f specs/redis-single/ -o json
+  cat cluster.yaml | kubectl redis render -f -")]
     Render(crate::render::RenderArgs),
+    /// Show what apply would change in the live cluster, computed by a server-side dry run.
+    Plan(crate::plan::PlanArgs),
+    /// Converge the live cluster on the spec (or a saved plan) and form the Redis cluster.
+    Apply(crate::apply::ApplyArgs),
+    /// Print shell completion scripts, or the helper kubectl uses to complete plugins.
+    Completion(crate::completion::CompletionArgs),
+    /// Print the version.
+    #[command(after_help = "Example:\n  kubectl redis version")]
+    Version,
+    /// Answers kubectl's plugin completion requests (used by kubectl_complete-redis).
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
 }
 
 /// Flags every subcommand accepts, with kubectl's names and meanings.

@@ -5,9 +5,14 @@
 //! → `plan` (live diff) → `apply` (server-side apply, ordering, waits) → `cluster` (Redis
 //! formation / verify / heal) → `output` (text, json, sarif, github).
 
+pub mod apply;
 pub mod cli;
+pub mod completion;
 pub mod error;
+pub mod kubeapi;
+pub mod plan;
 pub mod redact;
 pub mod render;
 pub mod source;
 pub mod spec;
+pub mod style;

@@ -2,12 +2,25 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kubectl_redis::cli::{Cli, Command};
-use kubectl_redis::render;
+use kubectl_redis::error::Outcome;
+use kubectl_redis::{apply, completion, plan, render};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.global.verbose);
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, args),
+        Command::Plan(args) => block_on(plan::run(&cli.global, args)),
+        Command::Apply(args) => block_on(apply::run(&cli.global, args)),
+        Command::Completion(args) => completion::run(args),
+        Command::Version => {
+            println!("kubectl-redis v{}", env!("CARGO_PKG_VERSION"));
+            Ok(Outcome::Success)
+        }
+        Command::Complete { words } => {
+            print!("{}", completion::complete(words));
+            Ok(Outcome::Success)
+        }
     };
     match result {
         Ok(outcome) => outcome.into(),
@@ -16,4 +29,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Commands that talk to the cluster run on a Tokio runtime; the offline ones never start it.
+fn block_on<F: std::future::Future<Output = anyhow::Result<Outcome>>>(
+    future: F,
+) -> anyhow::Result<Outcome> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
+
+/// `-v` info, `-vv` debug, `-vvv` trace, on stderr; `RUST_LOG` overrides.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("kubectl_redis={level},kube={level}"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

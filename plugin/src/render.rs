@@ -105,7 +105,7 @@ pub enum RenderFormat {
 /// `kubectl redis render`.
 pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
     let spec = spec::load(&args.files)?;
-    let bundle = render(&spec, global.namespace.as_deref())?;
+    let bundle = render(&spec, global.namespace.as_deref(), "default")?;
     let mut objects: Vec<Value> = bundle.objects.into_iter().map(|o| o.object).collect();
     if !args.show_secrets {
         let masked: usize = objects.iter_mut().map(redact::mask_secrets).sum();
@@ -135,9 +135,14 @@ pub fn to_text(objects: &[Value], format: RenderFormat) -> anyhow::Result<String
     })
 }
 
-/// The namespace objects go to: the spec's own, else `-n`, else `default`. A `-n` that
-/// contradicts the spec is refused rather than silently ignored.
-pub fn resolve_namespace(spec: &Spec, flag: Option<&str>) -> Result<String, SpecError> {
+/// The namespace objects go to: the spec's own, else `-n`, else the fallback (the kubeconfig
+/// context's namespace, or `default`). A `-n` that contradicts the spec is refused rather than
+/// silently ignored.
+pub fn resolve_namespace(
+    spec: &Spec,
+    flag: Option<&str>,
+    fallback: &str,
+) -> Result<String, SpecError> {
     for item in &spec.items {
         let written = match &item.kind {
             SpecKind::Cluster(cluster) => cluster.metadata.namespace.as_ref().map(|n| n.0.as_str()),
@@ -162,12 +167,17 @@ pub fn resolve_namespace(spec: &Spec, flag: Option<&str>) -> Result<String, Spec
             return Ok(written.to_string());
         }
     }
-    Ok(flag.unwrap_or("default").to_string())
+    Ok(flag.unwrap_or(fallback).to_string())
 }
 
-/// Renders every document of the spec, ordered for apply.
-pub fn render(spec: &Spec, namespace_flag: Option<&str>) -> Result<Bundle, SpecError> {
-    let namespace = resolve_namespace(spec, namespace_flag)?;
+/// Renders every document of the spec, ordered for apply. `fallback_namespace` applies when
+/// neither the spec nor `-n` names one.
+pub fn render(
+    spec: &Spec,
+    namespace_flag: Option<&str>,
+    fallback_namespace: &str,
+) -> Result<Bundle, SpecError> {
+    let namespace = resolve_namespace(spec, namespace_flag, fallback_namespace)?;
     let mut bundle = Bundle {
         name: spec.name.clone(),
         namespace: namespace.clone(),

@@ -1,0 +1,265 @@
+//! Talking to the Kubernetes API: the client built from kubectl's flags, typed handles for the
+//! rendered objects, bounded retries, and errors rewritten into something a user can act on.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Secret, Service,
+};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::Value;
+
+use crate::cli::GlobalArgs;
+
+/// The field manager every write of the plugin uses; server-side apply tracks ownership by it.
+pub const FIELD_MANAGER: &str = "kubectl-redis";
+
+/// How many times a call that failed with a 5xx or a timeout is tried in all.
+const ATTEMPTS: u32 = 4;
+
+/// A connected client and the namespace the kubeconfig context defaults to.
+pub struct Connection {
+    pub client: Client,
+    pub default_namespace: String,
+    /// Where the config came from, for error messages (`kubeconfig /x, context y`).
+    pub source: String,
+}
+
+/// Builds a client the way kubectl does: `--kubeconfig`, else `$KUBECONFIG` (several files are
+/// merged), else `~/.kube/config`, else the in-cluster service account; `--context`,
+/// `--cluster` and `--user` pick inside the kubeconfig.
+pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Connection> {
+    let options = KubeConfigOptions {
+        context: global.context.clone(),
+        cluster: global.cluster.clone(),
+        user: global.user.clone(),
+    };
+    let (config, source) = if let Some(path) = &global.kubeconfig {
+        let kubeconfig = Kubeconfig::read_from(path).with_context(|| {
+            format!(
+                "cannot read the kubeconfig given by --kubeconfig: {}",
+                path.display()
+            )
+        })?;
+        let source = describe(&path.display().to_string(), &kubeconfig, &options);
+        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .with_context(|| format!("cannot use {source}"))?;
+        (config, source)
+    } else {
+        match Kubeconfig::read() {
+            Ok(kubeconfig) => {
+                let files = std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into());
+                let source = describe(&files, &kubeconfig, &options);
+                let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .with_context(|| format!("cannot use {source}"))?;
+                (config, source)
+            }
+            Err(kubeconfig_error) => match Config::incluster() {
+                Ok(config) => (config, "the in-cluster service account".to_string()),
+                Err(_) => {
+                    return Err(anyhow::anyhow!(
+                        "no Kubernetes configuration found: {kubeconfig_error}. Pass --kubeconfig \
+                         FILE, set KUBECONFIG, or run inside a pod with a service account \
+                         (for a local test cluster: cargo run -p localcluster -- up --kubeconfig FILE)"
+                    ))
+                }
+            },
+        }
+    };
+    let default_namespace = config.default_namespace.clone();
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config)
+        .with_context(|| format!("cannot build a client for {server} ({source})"))?;
+    Ok(Connection {
+        client,
+        default_namespace,
+        source: format!("{source}, server {server}"),
+    })
+}
+
+fn describe(files: &str, kubeconfig: &Kubeconfig, options: &KubeConfigOptions) -> String {
+    let context = options
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone())
+        .unwrap_or_else(|| "(none)".into());
+    format!("kubeconfig {files}, context `{context}`")
+}
+
+/// The API resource of a rendered object's kind; only the kinds the spec accepts exist here.
+pub fn api_resource(kind: &str) -> Option<(ApiResource, bool)> {
+    let namespaced = |resource: ApiResource| Some((resource, true));
+    let cluster = |resource: ApiResource| Some((resource, false));
+    match kind {
+        "Namespace" => cluster(ApiResource::erase::<Namespace>(&())),
+        "PersistentVolume" => cluster(ApiResource::erase::<PersistentVolume>(&())),
+        "PersistentVolumeClaim" => namespaced(ApiResource::erase::<PersistentVolumeClaim>(&())),
+        "ConfigMap" => namespaced(ApiResource::erase::<ConfigMap>(&())),
+        "Secret" => namespaced(ApiResource::erase::<Secret>(&())),
+        "Service" => namespaced(ApiResource::erase::<Service>(&())),
+        "StatefulSet" => namespaced(ApiResource::erase::<StatefulSet>(&())),
+        _ => None,
+    }
+}
+
+/// A dynamic handle for the object's kind, scoped to its namespace when it has one.
+pub fn api_for(client: &Client, object: &Value) -> anyhow::Result<Api<DynamicObject>> {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let (resource, namespaced) =
+        api_resource(kind).with_context(|| format!("kubectl-redis does not manage kind {kind}"))?;
+    Ok(if namespaced {
+        let namespace = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default");
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    } else {
+        Api::all_with(client.clone(), &resource)
+    })
+}
+
+/// `StatefulSet default/redis-cluster`, `PersistentVolume redis01`.
+pub fn describe_object(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    match object["metadata"]["namespace"].as_str() {
+        Some(namespace) => format!("{kind} {namespace}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// The HTTP status of an API error, if it is one.
+pub fn status_code(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Runs an API call, retrying 5xx answers, 429s and transport failures with exponential backoff
+/// a bounded number of times; other errors return at once.
+pub async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(error) if attempt < ATTEMPTS && is_transient(&error) => {
+                tracing::debug!(attempt, %error, "retrying after a transient API error");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Rewrites an API error into a sentence that says what failed and what to do about it.
+pub fn explain(error: kube::Error, verb: &str, object: &Value, connection: &str) -> anyhow::Error {
+    let target = describe_object(object);
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let resource = api_resource(kind)
+        .map(|(r, _)| r.plural)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let namespace = object["metadata"]["namespace"].as_str();
+    match &error {
+        kube::Error::Api(status) => match status.code {
+            401 => anyhow::anyhow!(
+                "cannot {verb} {target}: the API server does not accept your credentials (401 \
+                 Unauthorized). Refresh them, or pick another --user/--context ({connection})"
+            ),
+            403 => anyhow::anyhow!(
+                "cannot {verb} {target}: RBAC forbids it (403 Forbidden). Your user needs `{verb}` \
+                 on `{resource}`{}. The server said: {}",
+                namespace
+                    .map(|n| format!(" in namespace `{n}`"))
+                    .unwrap_or_else(|| " (cluster-scoped)".into()),
+                status.message
+            ),
+            409 => anyhow::anyhow!(
+                "cannot {verb} {target}: conflict (409): {}. Another field manager owns these \
+                 fields: re-run with --force-conflicts to take them over, drop them from the spec, \
+                 or set them to the live value",
+                status.message
+            ),
+            422 => anyhow::anyhow!(
+                "cannot {verb} {target}: the API server rejected it as invalid (422): {}",
+                status.message
+            ),
+            code => anyhow::anyhow!(
+                "cannot {verb} {target}: the API server answered {code} {}: {}",
+                status.reason,
+                status.message
+            ),
+        },
+        _ => anyhow::Error::new(error).context(format!(
+            "cannot {verb} {target}: the API server is unreachable ({connection})"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+    use serde_json::json;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(Status::failure(message, "Reason").with_code(code).boxed())
+    }
+
+    #[test]
+    fn forbidden_names_verb_resource_and_namespace() {
+        let object = json!({"kind": "StatefulSet", "metadata": {"name": "r", "namespace": "prod"}});
+        let message = explain(api_error(403, "nope"), "patch", &object, "ctx").to_string();
+        assert!(
+            message.contains("`patch` on `statefulsets` in namespace `prod`"),
+            "{message}"
+        );
+        let pv = json!({"kind": "PersistentVolume", "metadata": {"name": "redis01"}});
+        let message = explain(api_error(403, "nope"), "get", &pv, "ctx").to_string();
+        assert!(
+            message.contains("`get` on `persistentvolumes` (cluster-scoped)"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_server_errors_a_bounded_number_of_times() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_retries(|| {
+            calls += 1;
+            async { Err(api_error(503, "busy")) }
+        })
+        .await;
+        assert_eq!(status_code(&result.unwrap_err()), Some(503));
+        assert_eq!(calls, ATTEMPTS);
+
+        let mut calls = 0;
+        let result: Result<(), _> = with_retries(|| {
+            calls += 1;
+            async { Err(api_error(404, "missing")) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "client errors are not retried");
+    }
+}

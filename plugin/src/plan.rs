@@ -1,0 +1,750 @@
+//! Plan: what `apply` would change in the live cluster, computed by the API server itself.
+//!
+//! For every rendered object the plugin reads the live object and, at the same time, asks the
+//! server for a dry-run server-side apply with its field manager. The dry run's answer is what
+//! the server would store (defaults, admission and merge strategies included), so comparing it
+//! with the live object gives an exact plan. Everything runs concurrently: the wall time is about
+//! two round trips, however many objects there are.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::Context as _;
+use futures::future::try_join_all;
+use kube::api::{Patch, PatchParams};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cli::GlobalArgs;
+use crate::error::Outcome;
+use crate::kubeapi::{self, Connection, FIELD_MANAGER};
+use crate::redact;
+use crate::render::{self, Bundle, RenderedObject};
+use crate::spec;
+use crate::style::{self, Style};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kubectl redis plan -f specs/redis-cluster.yaml
+  kubectl redis plan -f specs/redis-cluster.yaml --detailed-exitcode   # 0 same, 2 changes, 1 error
+  kubectl redis plan -f specs/redis-single/ -o json
+  kubectl redis plan -f specs/redis-cluster.yaml --out cluster.plan")]
+pub struct PlanArgs {
+    /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
+    #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Save the plan for `kubectl redis apply PLANFILE` (written with mode 0600: it holds secrets).
+    #[arg(long, value_name = "PLANFILE")]
+    pub out: Option<std::path::PathBuf>,
+    /// Exit 2 when there are changes, 0 when there are none (1 stays an error).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Print secret values instead of masking them.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = PlanFormat::Text)]
+    pub output: PlanFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+/// A plan ready to show or apply, with the connection it was computed over.
+pub struct Prepared {
+    pub connection: Connection,
+    pub bundle: Bundle,
+    pub plan: Plan,
+    /// Deny-level policy findings were reported: plan and apply stop with exit 2.
+    pub blocked: bool,
+}
+
+/// The shared front half of `plan` and `apply`: load, render, check policies, compute the plan.
+pub async fn prepare(
+    global: &GlobalArgs,
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<Prepared> {
+    let spec = spec::load(files)?;
+    let connection = kubeapi::connect(global).await?;
+    let bundle = render::render(
+        &spec,
+        global.namespace.as_deref(),
+        &connection.default_namespace,
+    )?;
+    let plan = compute(&connection, &bundle).await?;
+    Ok(Prepared {
+        connection,
+        bundle,
+        plan,
+        blocked: false,
+    })
+}
+
+/// `kubectl redis plan`.
+pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Outcome> {
+    let prepared = prepare(global, &args.files).await?;
+    if prepared.blocked {
+        return Ok(Outcome::Findings);
+    }
+    let plan = &prepared.plan;
+    match args.output {
+        PlanFormat::Text => {
+            let style = Style(style::stdout_color(global.color));
+            print!(
+                "{}",
+                show(
+                    plan,
+                    &ShowOptions {
+                        style,
+                        show_secrets: args.show_secrets
+                    }
+                )
+            );
+        }
+        PlanFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(plan, args.show_secrets))?
+        ),
+    }
+    if let Some(path) = &args.out {
+        plan.save(path)?;
+        eprintln!(
+            "Saved the plan to {}; apply it with `kubectl redis apply {}`.",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && plan.summary().has_changes() {
+        Outcome::Findings
+    } else {
+        Outcome::Success
+    })
+}
+
+/// What applying one object means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Add,
+    Change,
+    /// An immutable field changes: the object must be deleted and created again.
+    Replace,
+    Unchanged,
+}
+
+/// Fields another field manager owns that this apply would set to a different value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub manager: String,
+    pub field: String,
+}
+
+/// Fields of the live object that another manager set and the spec does not mention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub manager: String,
+    pub operation: String,
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectPlan {
+    pub action: Action,
+    /// The rendered object, exactly as `apply` will send it.
+    pub desired: Value,
+    /// The live object as read, without server bookkeeping; absent when it does not exist.
+    pub live: Option<Value>,
+    /// What the server would store after the apply (dry run), without server bookkeeping.
+    pub planned: Option<Value>,
+    pub live_resource_version: Option<String>,
+    #[serde(default)]
+    pub conflicts: Vec<Conflict>,
+    #[serde(default)]
+    pub drift: Vec<Drift>,
+    /// Why a replace is needed and what happens to data, for replace plans.
+    pub consequence: Option<String>,
+    /// `file:line` of the spec document this object comes from.
+    pub source: String,
+}
+
+impl ObjectPlan {
+    pub fn describe(&self) -> String {
+        kubeapi::describe_object(&self.desired)
+    }
+    pub fn kind(&self) -> &str {
+        self.desired["kind"].as_str().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Saved plans carry a format tag so an old binary never misreads a new file.
+    pub format: String,
+    pub spec_name: String,
+    pub namespace: String,
+    pub objects: Vec<ObjectPlan>,
+}
+
+pub const PLAN_FORMAT: &str = "kubectl-redis.io/plan/v1";
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub replace: usize,
+    pub destroy: usize,
+}
+
+impl Summary {
+    pub fn has_changes(&self) -> bool {
+        self.add + self.change + self.replace + self.destroy > 0
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
+            self.add, self.change, self.replace, self.destroy
+        )
+    }
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for object in &self.objects {
+            match object.action {
+                Action::Add => summary.add += 1,
+                Action::Change => summary.change += 1,
+                Action::Replace => summary.replace += 1,
+                Action::Unchanged => {}
+            }
+        }
+        summary
+    }
+
+    /// Writes the plan for a later `apply PLANFILE`. It holds the rendered objects, secrets
+    /// included, so only its owner may read it.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let text = serde_json::to_vec_pretty(self)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+        file.write_all(&text)?;
+        Ok(())
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Plan> {
+        let text = std::fs::read(path)
+            .with_context(|| format!("cannot read the plan file {}", path.display()))?;
+        let plan: Plan = serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "{} is not a plan written by `kubectl redis plan --out`",
+                path.display()
+            )
+        })?;
+        anyhow::ensure!(
+            plan.format == PLAN_FORMAT,
+            "{} has plan format `{}`; this kubectl-redis reads `{PLAN_FORMAT}`",
+            path.display(),
+            plan.format
+        );
+        Ok(plan)
+    }
+}
+
+/// Computes the plan for every object of the bundle, all objects at once.
+pub async fn compute(connection: &Connection, bundle: &Bundle) -> anyhow::Result<Plan> {
+    let objects = try_join_all(
+        bundle
+            .objects
+            .iter()
+            .map(|object| plan_object(connection, object)),
+    )
+    .await?;
+    Ok(Plan {
+        format: PLAN_FORMAT.into(),
+        spec_name: bundle.name.clone(),
+        namespace: bundle.namespace.clone(),
+        objects,
+    })
+}
+
+async fn plan_object(
+    connection: &Connection,
+    rendered: &RenderedObject,
+) -> anyhow::Result<ObjectPlan> {
+    let desired = &rendered.object;
+    let api = kubeapi::api_for(&connection.client, desired)?;
+    let name = rendered.name().to_string();
+    let explain = |error, verb| kubeapi::explain(error, verb, desired, &connection.source);
+
+    let patch = Patch::Apply(desired);
+    let dry_run_params = PatchParams::apply(FIELD_MANAGER).dry_run();
+    let forced_params = dry_run_params.clone().force();
+    let read = kubeapi::with_retries(|| api.get_opt(&name));
+    let dry_run = kubeapi::with_retries(|| api.patch(&name, &dry_run_params, &patch));
+    let (live, dry_run) = tokio::join!(read, dry_run);
+    let live = live.map_err(|e| explain(e, "get"))?;
+    let live = live
+        .map(|object| serde_json::to_value(object).expect("API objects serialize"))
+        .map(|object| {
+            let version = object["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string);
+            (object, version)
+        });
+
+    let mut conflicts = Vec::new();
+    let mut consequence = None;
+    let planned = match dry_run {
+        Ok(object) => Some(serde_json::to_value(object).expect("API objects serialize")),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            conflicts = conflicts_of(&status);
+            // Ask again with force to learn what the apply would store if the user takes over.
+            let forced = kubeapi::with_retries(|| api.patch(&name, &forced_params, &patch))
+                .await
+                .map_err(|e| explain(e, "patch"))?;
+            Some(serde_json::to_value(forced).expect("API objects serialize"))
+        }
+        Err(kube::Error::Api(status)) if status.code == 422 && live.is_some() => {
+            consequence = Some(replace_consequence(desired, &status.message));
+            None
+        }
+        Err(error) => return Err(explain(error, "patch")),
+    };
+
+    let (live, live_resource_version) = match live {
+        Some((object, version)) => (Some(object), version),
+        None => (None, None),
+    };
+    let drift = live
+        .as_ref()
+        .map(|l| drift_of(l, desired))
+        .unwrap_or_default();
+    let live = live.map(|l| normalize(&l));
+    let planned = planned.map(|p| normalize(&p));
+    let action = match (&live, &planned) {
+        (None, _) => Action::Add,
+        (Some(_), None) => Action::Replace,
+        (Some(live), Some(planned)) if live == planned => Action::Unchanged,
+        (Some(_), Some(_)) => Action::Change,
+    };
+    Ok(ObjectPlan {
+        action,
+        desired: desired.clone(),
+        live,
+        planned,
+        live_resource_version,
+        conflicts,
+        drift,
+        consequence,
+        source: format!("{}:{}", rendered.origin.file, rendered.origin.line),
+    })
+}
+
+/// Drops what the server fills in and nobody writes: bookkeeping, status, managedFields.
+pub fn normalize(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+        ] {
+            metadata.remove(field);
+        }
+        if let Some(annotations) = metadata
+            .get_mut("annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            if annotations.is_empty() {
+                metadata.remove("annotations");
+            }
+        }
+    }
+    object
+}
+
+/// Reads the conflicting managers and fields out of a 409's causes, as the API server words
+/// them (`conflict with "other": .spec.replicas`).
+fn conflicts_of(status: &kube::core::Status) -> Vec<Conflict> {
+    let causes = status
+        .details
+        .as_ref()
+        .map(|d| d.causes.clone())
+        .unwrap_or_default();
+    let mut conflicts: Vec<Conflict> = causes
+        .iter()
+        .map(|cause| {
+            let manager = cause
+                .message
+                .split('"')
+                .nth(1)
+                .unwrap_or("another field manager")
+                .to_string();
+            Conflict {
+                manager,
+                field: cause.field.clone(),
+            }
+        })
+        .collect();
+    if conflicts.is_empty() {
+        conflicts.push(Conflict {
+            manager: "another field manager".into(),
+            field: status.message.clone(),
+        });
+    }
+    conflicts
+}
+
+/// What replacing an object does to the data it stands for, in words.
+fn replace_consequence(desired: &Value, server_message: &str) -> String {
+    let what = kubeapi::describe_object(desired);
+    let why = format!("the API server refuses an in-place update ({server_message})");
+    match desired["kind"].as_str().unwrap_or_default() {
+        "StatefulSet" => format!(
+            "{why}. {what} will be deleted with its pods orphaned (they keep running) and created \
+             again; the new StatefulSet adopts the pods and then rolls them. Existing claims and \
+             their volumes are kept with all their data at their current size: a new \
+             volumeClaimTemplate applies only to claims created from now on."
+        ),
+        "PersistentVolume" => format!(
+            "{why}. {what} will be deleted and created again. With reclaimPolicy Retain the data \
+             stays where it is on the node (hostPath) or in the backing store, and the new volume \
+             must point at it; with Delete it is erased."
+        ),
+        "PersistentVolumeClaim" => format!(
+            "{why}. {what} will be deleted and created again: with its volume's reclaimPolicy \
+             Delete its DATA IS LOST; with Retain the old volume is released and must be bound \
+             again by hand."
+        ),
+        _ => format!("{why}. {what} will be deleted and created again; it holds no data."),
+    }
+}
+
+/// Leaf fields owned by managers other than this plugin (outside status) that the spec does not
+/// set: changes made outside the spec, which apply leaves alone.
+fn drift_of(live: &Value, desired: &Value) -> Vec<Drift> {
+    let Some(entries) = live["metadata"]["managedFields"].as_array() else {
+        return Vec::new();
+    };
+    let declared: BTreeSet<String> = field_paths_of_value(desired, "");
+    let mut drift: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for entry in entries {
+        let manager = entry["manager"].as_str().unwrap_or_default();
+        if manager == FIELD_MANAGER || entry["subresource"].as_str() == Some("status") {
+            continue;
+        }
+        let mut fields = Vec::new();
+        field_paths_of_fieldsv1(&entry["fieldsV1"], "", &mut fields);
+        let foreign: Vec<String> = fields
+            .into_iter()
+            .filter(|f| !f.starts_with(".status") && !declared.iter().any(|d| d == f))
+            .collect();
+        if !foreign.is_empty() {
+            let operation = entry["operation"].as_str().unwrap_or_default().to_string();
+            drift
+                .entry((manager.to_string(), operation))
+                .or_default()
+                .extend(foreign);
+        }
+    }
+    drift
+        .into_iter()
+        .map(|((manager, operation), fields)| Drift {
+            manager,
+            operation,
+            fields,
+        })
+        .collect()
+}
+
+/// Leaf paths of a managedFields `fieldsV1` tree: `f:spec` → `.spec`, `k:{"name":"redis"}` →
+/// `[name=redis]`, `v:"x"` → `[x]`.
+fn field_paths_of_fieldsv1(tree: &Value, prefix: &str, out: &mut Vec<String>) {
+    let Some(map) = tree.as_object() else { return };
+    let children: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| k.as_str() != ".").collect();
+    if children.is_empty() && !prefix.is_empty() {
+        out.push(prefix.to_string());
+        return;
+    }
+    for (key, child) in children {
+        let step = if let Some(field) = key.strip_prefix("f:") {
+            format!(".{field}")
+        } else if let Some(keys) = key.strip_prefix("k:") {
+            let parsed: BTreeMap<String, Value> = serde_json::from_str(keys).unwrap_or_default();
+            let inner: Vec<String> = parsed
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map(str::to_string).unwrap_or(v.to_string())
+                    )
+                })
+                .collect();
+            format!("[{}]", inner.join(","))
+        } else if let Some(value) = key.strip_prefix("v:") {
+            format!("[{}]", value.trim_matches('"'))
+        } else {
+            format!(".{key}")
+        };
+        field_paths_of_fieldsv1(child, &format!("{prefix}{step}"), out);
+    }
+}
+
+/// The same path notation for an object's own leaves; list items are keyed by `name`,
+/// `containerPort` or `port` when they have one, as Kubernetes merge keys are.
+fn field_paths_of_value(value: &Value, prefix: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                out.extend(field_paths_of_value(child, &format!("{prefix}.{key}")));
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                let key = ["name", "containerPort", "port", "mountPath"]
+                    .iter()
+                    .find_map(|k| item.get(*k).map(|v| (k, v)));
+                match key {
+                    Some((k, v)) => {
+                        let v = v.as_str().map(str::to_string).unwrap_or(v.to_string());
+                        out.extend(field_paths_of_value(item, &format!("{prefix}[{k}={v}]")));
+                    }
+                    None => {
+                        out.insert(prefix.to_string());
+                    }
+                }
+            }
+        }
+        _ => {
+            out.insert(prefix.to_string());
+        }
+    }
+    out
+}
+
+/// Options for showing a plan.
+pub struct ShowOptions {
+    pub style: Style,
+    pub show_secrets: bool,
+}
+
+/// The plan as text: a unified diff per object that changes, conflicts and drift, and the
+/// summary line.
+pub fn show(plan: &Plan, options: &ShowOptions) -> String {
+    let s = options.style;
+    let mut out = String::new();
+    for object in &plan.objects {
+        let title = object.describe();
+        let (sign, header) = match object.action {
+            Action::Add => (s.green("+"), format!("{title} will be created")),
+            Action::Change => (s.yellow("~"), format!("{title} will be updated in place")),
+            Action::Replace => (s.red("-/+"), format!("{title} must be REPLACED")),
+            Action::Unchanged if object.drift.is_empty() => continue,
+            Action::Unchanged => (s.dim("="), format!("{title} is unchanged")),
+        };
+        out.push_str(&format!(
+            "{sign} {}  {}\n",
+            s.bold(&header),
+            s.dim(&object.source)
+        ));
+        if let Some(consequence) = &object.consequence {
+            out.push_str(&format!("    {}\n", s.red(consequence)));
+        }
+        for conflict in &object.conflicts {
+            out.push_str(&format!(
+                "    {} {} is owned by field manager \"{}\": apply fails unless --force-conflicts\n",
+                s.red("conflict:"),
+                conflict.field,
+                conflict.manager
+            ));
+        }
+        for drift in &object.drift {
+            out.push_str(&format!(
+                "    {} \"{}\" ({}) set fields the spec does not mention; apply leaves them: {}\n",
+                s.yellow("drift:"),
+                drift.manager,
+                drift.operation,
+                drift.fields.join(", ")
+            ));
+        }
+        if object.action != Action::Unchanged {
+            out.push_str(&diff_text(object, options));
+        }
+    }
+    let summary = plan.summary();
+    if !summary.has_changes() {
+        out.push_str("No changes. The live objects match the spec.\n");
+    }
+    out.push_str(&format!("{}\n", s.bold(&summary.to_string())));
+    out
+}
+
+/// Unified diff of the live object and what the server would store, as YAML, secrets masked.
+fn diff_text(object: &ObjectPlan, options: &ShowOptions) -> String {
+    let s = options.style;
+    let before = object.live.clone().unwrap_or(Value::Null);
+    // A replace has no dry-run answer; the rendered object is what will be created.
+    let after = object
+        .planned
+        .clone()
+        .unwrap_or_else(|| normalize(&object.desired));
+    let as_yaml = |value: &Value| -> String {
+        let mut value = value.clone();
+        if !options.show_secrets {
+            redact::mask_secrets(&mut value);
+        }
+        match value {
+            Value::Null => String::new(),
+            value => serde_yaml::to_string(&value).unwrap_or_default(),
+        }
+    };
+    let (before, after) = (as_yaml(&before), as_yaml(&after));
+    if before == after {
+        return format!(
+            "    {}\n",
+            s.dim("(only sensitive values differ; pass --show-secrets to see them)")
+        );
+    }
+    let diff = similar::TextDiff::from_lines(&before, &after);
+    let mut out = String::new();
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        out.push_str(&format!("    {}\n", s.cyan(&hunk.header().to_string())));
+        for change in hunk.iter_changes() {
+            let line = change.to_string_lossy();
+            let line = line.trim_end_matches('\n');
+            let text = match change.tag() {
+                similar::ChangeTag::Delete => s.red(&format!("-{line}")),
+                similar::ChangeTag::Insert => s.green(&format!("+{line}")),
+                similar::ChangeTag::Equal => format!(" {line}"),
+            };
+            out.push_str(&format!("    {text}\n"));
+        }
+    }
+    out
+}
+
+/// The plan as JSON: per object, its action and the JSON-patch operations from the live object
+/// to what the server would store (secrets masked unless asked).
+pub fn to_json(plan: &Plan, show_secrets: bool) -> Value {
+    let objects: Vec<Value> = plan
+        .objects
+        .iter()
+        .map(|object| {
+            let mask = |value: Option<&Value>| {
+                let mut value = value.cloned().unwrap_or_else(|| serde_json::json!({}));
+                if !show_secrets {
+                    redact::mask_secrets(&mut value);
+                }
+                value
+            };
+            let before = mask(object.live.as_ref());
+            let after = mask(
+                object
+                    .planned
+                    .as_ref()
+                    .or(Some(&normalize(&object.desired))),
+            );
+            let patch = json_patch::diff(&before, &after);
+            serde_json::json!({
+                "kind": object.kind(),
+                "namespace": object.desired["metadata"]["namespace"],
+                "name": object.desired["metadata"]["name"],
+                "action": object.action,
+                "source": object.source,
+                "patch": patch,
+                "conflicts": object.conflicts,
+                "drift": object.drift,
+                "consequence": object.consequence,
+            })
+        })
+        .collect();
+    serde_json::json!({"objects": objects, "summary": plan.summary()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn normalize_drops_server_bookkeeping_only() {
+        let live = json!({"kind": "ConfigMap", "metadata": {"name": "c", "uid": "u", "resourceVersion": "7",
+            "creationTimestamp": "t", "generation": 2, "managedFields": [], "labels": {"a": "b"}},
+            "data": {"k": "v"}, "status": {"x": 1}});
+        assert_eq!(
+            normalize(&live),
+            json!({"kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "b"}}, "data": {"k": "v"}})
+        );
+    }
+
+    #[test]
+    fn fieldsv1_paths_read_like_kubectl() {
+        let tree = json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+            "k:{\"name\":\"redis\"}": {".": {}, "f:image": {}}}}}}});
+        let mut paths = Vec::new();
+        field_paths_of_fieldsv1(&tree, "", &mut paths);
+        assert_eq!(
+            paths,
+            [
+                ".spec.replicas",
+                ".spec.template.spec.containers[name=redis].image"
+            ]
+        );
+    }
+
+    #[test]
+    fn drift_lists_foreign_fields_the_spec_does_not_set() {
+        let desired = json!({"spec": {"replicas": 6, "template": {"spec": {"containers": [{"name": "redis", "image": "redis:5"}]}}}});
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "kubectl-redis", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+            {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {},
+                "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"redis\"}": {"f:image": {}, "f:args": {}}}}}}}},
+            {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "fieldsV1": {"f:status": {"f:replicas": {}}}}
+        ]}});
+        let drift = drift_of(&live, &desired);
+        assert_eq!(drift.len(), 1);
+        assert_eq!(drift[0].manager, "kubectl-edit");
+        assert_eq!(
+            drift[0].fields,
+            [".spec.template.spec.containers[name=redis].args"]
+        );
+    }
+
+    #[test]
+    fn summary_line_reads_like_terraform() {
+        let summary = Summary {
+            add: 9,
+            change: 0,
+            replace: 0,
+            destroy: 0,
+        };
+        assert_eq!(
+            summary.to_string(),
+            "Plan: 9 to add, 0 to change, 0 to replace, 0 to destroy."
+        );
+    }
+}
