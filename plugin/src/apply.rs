@@ -14,6 +14,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use crate::cli::GlobalArgs;
 use crate::error::Outcome;
 use crate::kubeapi::{self, Connection, FIELD_MANAGER};
+use crate::ownership;
 use crate::plan::{self, Action, ObjectPlan, Plan, ShowOptions};
 use crate::render::apply_rank;
 use crate::style::{self, Style};
@@ -53,6 +54,10 @@ pub struct ApplyArgs {
     /// Print secret values in the plan instead of masking them.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Also delete PersistentVolumes and claims the spec no longer declares (their data may go
+    /// with them, depending on the reclaim policy).
+    #[arg(long)]
+    pub delete_volumes: bool,
 }
 
 /// `kubectl redis apply`.
@@ -66,7 +71,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcom
             (connection, plan)
         }
         None => {
-            let prepared = plan::prepare(global, &args.files).await?;
+            let prepared = plan::prepare(global, &args.files, args.delete_volumes).await?;
             if prepared.blocked {
                 return Ok(Outcome::Findings);
             }
@@ -121,17 +126,18 @@ pub async fn execute(
     deadline: Instant,
 ) -> anyhow::Result<usize> {
     let mut groups: BTreeMap<u8, Vec<&ObjectPlan>> = BTreeMap::new();
-    for object in plan
-        .objects
-        .iter()
-        .filter(|o| o.action != Action::Unchanged)
-    {
-        groups
-            .entry(apply_rank(object.kind()))
-            .or_default()
-            .push(object);
+    for object in &plan.objects {
+        if matches!(
+            object.action,
+            Action::Add | Action::Change | Action::Replace
+        ) {
+            groups
+                .entry(apply_rank(object.kind()))
+                .or_default()
+                .push(object);
+        }
     }
-    let mut writes = 0;
+    let mut writes = usize::from(ownership::ensure_parent(connection, plan).await?);
     for objects in groups.values() {
         try_join_all(
             objects
@@ -144,7 +150,50 @@ pub async fn execute(
             eprintln!("{} {}", verb(object.action), object.describe());
         }
     }
+    // Prune last, in reverse dependency order (the plan lists them that way).
+    for object in plan.objects.iter().filter(|o| o.action == Action::Destroy) {
+        delete_object(connection, object, deadline).await?;
+        eprintln!("destroyed {}", object.describe());
+        writes += 1;
+    }
     Ok(writes)
+}
+
+/// Deletes an object and waits until the server no longer has it.
+pub async fn delete_object(
+    connection: &Connection,
+    object: &ObjectPlan,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let api = kubeapi::api_for(&connection.client, &object.desired)?;
+    let name = object.desired["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let params = if object.kind() == "StatefulSet" {
+        // Foreground: the StatefulSet is gone only once its pods are.
+        DeleteParams::foreground()
+    } else {
+        DeleteParams::background()
+    };
+    match kubeapi::with_retries(|| api.delete(&name, &params)).await {
+        Ok(_) => {}
+        Err(e) if kubeapi::status_code(&e) == Some(404) => return Ok(()),
+        Err(e) => {
+            return Err(kubeapi::explain(
+                e,
+                "delete",
+                &object.desired,
+                &connection.source,
+            ))
+        }
+    }
+    wait_until(
+        deadline,
+        &format!("{} to be deleted", object.describe()),
+        || async { Ok(api.get_opt(&name).await?.is_none()) },
+    )
+    .await
 }
 
 fn verb(action: Action) -> &'static str {
@@ -152,7 +201,8 @@ fn verb(action: Action) -> &'static str {
         Action::Add => "created",
         Action::Change => "updated",
         Action::Replace => "replaced",
-        Action::Unchanged => "unchanged",
+        Action::Unchanged | Action::Keep => "unchanged",
+        Action::Destroy => "destroyed",
     }
 }
 

@@ -8,8 +8,10 @@
 pub mod apply;
 pub mod cli;
 pub mod completion;
+pub mod destroy;
 pub mod error;
 pub mod kubeapi;
+pub mod ownership;
 pub mod plan;
 pub mod redact;
 pub mod render;

@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::cli::GlobalArgs;
 use crate::error::Outcome;
 use crate::kubeapi::{self, Connection, FIELD_MANAGER};
+use crate::ownership;
 use crate::redact;
 use crate::render::{self, Bundle, RenderedObject};
 use crate::spec;
@@ -42,6 +43,9 @@ pub struct PlanArgs {
     /// Print secret values instead of masking them.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Also plan to delete PersistentVolumes and claims the spec no longer declares.
+    #[arg(long)]
+    pub delete_volumes: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
@@ -66,6 +70,7 @@ pub struct Prepared {
 pub async fn prepare(
     global: &GlobalArgs,
     files: &[std::path::PathBuf],
+    delete_volumes: bool,
 ) -> anyhow::Result<Prepared> {
     let spec = spec::load(files)?;
     let connection = kubeapi::connect(global).await?;
@@ -74,7 +79,7 @@ pub async fn prepare(
         global.namespace.as_deref(),
         &connection.default_namespace,
     )?;
-    let plan = compute(&connection, &bundle).await?;
+    let plan = compute(&connection, &bundle, delete_volumes).await?;
     Ok(Prepared {
         connection,
         bundle,
@@ -85,7 +90,7 @@ pub async fn prepare(
 
 /// `kubectl redis plan`.
 pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Outcome> {
-    let prepared = prepare(global, &args.files).await?;
+    let prepared = prepare(global, &args.files, args.delete_volumes).await?;
     if prepared.blocked {
         return Ok(Outcome::Findings);
     }
@@ -133,6 +138,10 @@ pub enum Action {
     /// An immutable field changes: the object must be deleted and created again.
     Replace,
     Unchanged,
+    /// Owned by the spec's ApplySet but no longer declared: apply deletes it.
+    Destroy,
+    /// A volume no longer declared; kept because volumes may hold data (`--delete-volumes`).
+    Keep,
 }
 
 /// Fields another field manager owns that this apply would set to a different value.
@@ -224,7 +233,8 @@ impl Plan {
                 Action::Add => summary.add += 1,
                 Action::Change => summary.change += 1,
                 Action::Replace => summary.replace += 1,
-                Action::Unchanged => {}
+                Action::Destroy => summary.destroy += 1,
+                Action::Unchanged | Action::Keep => {}
             }
         }
         summary
@@ -266,15 +276,31 @@ impl Plan {
     }
 }
 
-/// Computes the plan for every object of the bundle, all objects at once.
-pub async fn compute(connection: &Connection, bundle: &Bundle) -> anyhow::Result<Plan> {
-    let objects = try_join_all(
+/// Computes the plan for every object of the bundle, and the prune of owned objects the spec no
+/// longer declares, all at once.
+pub async fn compute(
+    connection: &Connection,
+    bundle: &Bundle,
+    delete_volumes: bool,
+) -> anyhow::Result<Plan> {
+    let declared = try_join_all(
         bundle
             .objects
             .iter()
             .map(|object| plan_object(connection, object)),
-    )
-    .await?;
+    );
+    let members = ownership::list_members(connection, &bundle.name, &bundle.namespace);
+    let (mut objects, members) = tokio::try_join!(declared, members)?;
+    let key = |o: &Value| kubeapi::describe_object(o);
+    let declared_keys: BTreeSet<String> = bundle.objects.iter().map(|o| key(&o.object)).collect();
+    let mut pruned: Vec<ObjectPlan> = members
+        .into_iter()
+        .filter(|member| !declared_keys.contains(&key(member)))
+        .map(|member| prune_plan(member, delete_volumes))
+        .collect();
+    // Reverse dependency order: the StatefulSet goes before what it uses.
+    pruned.sort_by_key(|o| std::cmp::Reverse(render::apply_rank(o.kind())));
+    objects.extend(pruned);
     Ok(Plan {
         format: PLAN_FORMAT.into(),
         spec_name: bundle.name.clone(),
@@ -354,6 +380,77 @@ async fn plan_object(
         consequence,
         source: format!("{}:{}", rendered.origin.file, rendered.origin.line),
     })
+}
+
+/// The plan entry for an owned object the spec no longer declares.
+fn prune_plan(member: Value, delete_volumes: bool) -> ObjectPlan {
+    let is_volume = matches!(
+        member["kind"].as_str(),
+        Some("PersistentVolume" | "PersistentVolumeClaim")
+    );
+    let (action, consequence) = if is_volume && !delete_volumes {
+        (
+            Action::Keep,
+            Some(format!(
+                "{} Pass --delete-volumes to delete it.",
+                volume_fate(&member)
+            )),
+        )
+    } else if is_volume {
+        (Action::Destroy, Some(volume_fate(&member)))
+    } else {
+        (Action::Destroy, None)
+    };
+    let source = format!(
+        "owned by kubectl-redis ({})",
+        member["metadata"]["labels"][crate::render::INSTANCE_LABEL]
+            .as_str()
+            .unwrap_or_default()
+    );
+    ObjectPlan {
+        action,
+        live_resource_version: member["metadata"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
+        live: Some(normalize(&member)),
+        desired: normalize(&member),
+        planned: None,
+        conflicts: Vec::new(),
+        drift: Vec::new(),
+        consequence,
+        source,
+    }
+}
+
+/// What deleting a volume object does to the data on it, from its reclaim policy.
+pub fn volume_fate(object: &Value) -> String {
+    let name = kubeapi::describe_object(object);
+    match object["kind"].as_str() {
+        Some("PersistentVolume") => {
+            let policy = object["spec"]["persistentVolumeReclaimPolicy"]
+                .as_str()
+                .unwrap_or("Retain");
+            let place = match object["spec"]["hostPath"]["path"].as_str() {
+                Some(path) => format!("hostPath {path} on its node"),
+                None => "its backing storage".to_string(),
+            };
+            match policy {
+                "Retain" => format!("{name} has reclaimPolicy Retain: its data stays in {place}."),
+                other => format!(
+                    "{name} has reclaimPolicy {other}: deleting it ERASES the data in {place}."
+                ),
+            }
+        }
+        _ => {
+            let volume = object["spec"]["volumeName"]
+                .as_str()
+                .unwrap_or("its volume");
+            format!(
+                "{name} is bound to {volume}: deleting the claim releases the volume, whose reclaim \
+                 policy decides whether the data survives."
+            )
+        }
+    }
 }
 
 /// Drops what the server fills in and nobody writes: bookkeeping, status, managedFields.
@@ -565,6 +662,14 @@ pub fn show(plan: &Plan, options: &ShowOptions) -> String {
             Action::Replace => (s.red("-/+"), format!("{title} must be REPLACED")),
             Action::Unchanged if object.drift.is_empty() => continue,
             Action::Unchanged => (s.dim("="), format!("{title} is unchanged")),
+            Action::Destroy => (
+                s.red("-"),
+                format!("{title} will be destroyed (no longer in the spec)"),
+            ),
+            Action::Keep => (
+                s.yellow("="),
+                format!("{title} is no longer in the spec but is KEPT"),
+            ),
         };
         out.push_str(&format!(
             "{sign} {}  {}\n",
@@ -591,7 +696,10 @@ pub fn show(plan: &Plan, options: &ShowOptions) -> String {
                 drift.fields.join(", ")
             ));
         }
-        if object.action != Action::Unchanged {
+        if matches!(
+            object.action,
+            Action::Add | Action::Change | Action::Replace
+        ) {
             out.push_str(&diff_text(object, options));
         }
     }

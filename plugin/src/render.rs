@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::GlobalArgs;
 use crate::error::Outcome;
+use crate::ownership;
 use crate::redact;
 use crate::source::{Location, Origin, SpecError};
 use crate::spec::{self, ReclaimPolicy, RedisCluster, Spec, SpecKind};
@@ -214,6 +215,7 @@ pub fn render(
         }
     }
     bundle.objects.sort_by_key(|o| apply_rank(o.kind()));
+    ownership::label_members(&mut bundle);
     Ok(bundle)
 }
 

@@ -1,0 +1,228 @@
+//! Ownership: which live objects belong to a spec, recorded the way Kubernetes' ApplySet
+//! (KEP-3659) does, so that prune and destroy are computed from the cluster alone.
+//!
+//! A parent ConfigMap `kubectl-redis-<name>` carries the ApplySet id and the group-kinds of its
+//! members; every member carries the `part-of` label with that id, plus the managed-by and
+//! instance labels. Objects without them are never pruned or destroyed, whatever their name.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::kubeapi::{self, Connection};
+use crate::render::{Bundle, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+
+/// Every kind the plugin manages, in apply order.
+const MANAGED_KINDS: [(&str, &str); 7] = [
+    ("v1", "Namespace"),
+    ("v1", "PersistentVolume"),
+    ("v1", "PersistentVolumeClaim"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("apps/v1", "StatefulSet"),
+];
+
+pub const PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
+pub const ID_LABEL: &str = "applyset.kubernetes.io/id";
+pub const TOOLING_ANNOTATION: &str = "applyset.kubernetes.io/tooling";
+pub const GROUP_KINDS_ANNOTATION: &str = "applyset.kubernetes.io/contains-group-kinds";
+
+/// Name of the parent object of a spec's ApplySet.
+pub fn parent_name(spec_name: &str) -> String {
+    format!("kubectl-redis-{spec_name}")
+}
+
+/// The ApplySet id, as the KEP defines it:
+/// `applyset-<base64url(sha256(<name>.<namespace>.<kind>.<group>))>-v1`.
+pub fn applyset_id(spec_name: &str, namespace: &str) -> String {
+    let digest = Sha256::digest(format!("{}.{namespace}.ConfigMap.", parent_name(spec_name)));
+    format!(
+        "applyset-{}-v1",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
+}
+
+/// Whether a live object carries this spec's ownership labels.
+pub fn is_owned(object: &Value, spec_name: &str, namespace: &str) -> bool {
+    let labels = &object["metadata"]["labels"];
+    labels[MANAGED_BY_LABEL] == MANAGED_BY
+        && labels[INSTANCE_LABEL] == spec_name
+        && labels[PART_OF_LABEL] == applyset_id(spec_name, namespace).as_str()
+}
+
+/// `StatefulSet.apps`, `ConfigMap`: the KEP's group-kind notation.
+fn group_kind(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    match object["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .split_once('/')
+    {
+        Some((group, _)) => format!("{kind}.{group}"),
+        None => kind.to_string(),
+    }
+}
+
+/// Adds the part-of label to every object of the bundle.
+pub fn label_members(bundle: &mut Bundle) {
+    let id = applyset_id(&bundle.name, &bundle.namespace);
+    for rendered in &mut bundle.objects {
+        rendered.object["metadata"]["labels"][PART_OF_LABEL] = Value::String(id.clone());
+    }
+}
+
+/// The parent ConfigMap listing the group-kinds of the bundle's members.
+pub fn parent(bundle: &Bundle) -> Value {
+    let mut kinds: Vec<String> = bundle
+        .objects
+        .iter()
+        .map(|o| group_kind(&o.object))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": parent_name(&bundle.name),
+            "namespace": bundle.namespace,
+            "labels": BTreeMap::from([
+                (ID_LABEL, applyset_id(&bundle.name, &bundle.namespace)),
+                (MANAGED_BY_LABEL, MANAGED_BY.to_string()),
+                (INSTANCE_LABEL, bundle.name.clone()),
+            ]),
+            "annotations": {
+                TOOLING_ANNOTATION: format!("kubectl-redis/v{}", env!("CARGO_PKG_VERSION")),
+                GROUP_KINDS_ANNOTATION: kinds.join(","),
+            },
+        },
+    })
+}
+
+/// The label selector that finds every member of the spec's ApplySet.
+pub fn member_selector(spec_name: &str, namespace: &str) -> String {
+    format!(
+        "{PART_OF_LABEL}={},{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={spec_name}",
+        applyset_id(spec_name, namespace)
+    )
+}
+
+/// Lists the live members of a spec's ApplySet, across every kind the plugin manages, all at
+/// once. Only objects carrying all ownership labels are returned.
+pub async fn list_members(
+    connection: &Connection,
+    spec_name: &str,
+    namespace: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let selector = member_selector(spec_name, namespace);
+    let lists = futures::future::try_join_all(MANAGED_KINDS.iter().map(|(api_version, kind)| {
+        let probe =
+            json!({"apiVersion": api_version, "kind": kind, "metadata": {"namespace": namespace}});
+        let selector = selector.clone();
+        async move {
+            let api = kubeapi::api_for(&connection.client, &probe)?;
+            let params = kube::api::ListParams::default().labels(&selector);
+            let list = kubeapi::with_retries(|| api.list(&params))
+                .await
+                .map_err(|e| kubeapi::explain(e, "list", &probe, &connection.source))?;
+            anyhow::Ok(
+                list.items
+                    .into_iter()
+                    .map(|item| {
+                        // Lists leave apiVersion/kind off their items.
+                        let mut value = serde_json::to_value(&item).expect("API objects serialize");
+                        value["apiVersion"] = json!(api_version);
+                        value["kind"] = json!(kind);
+                        value
+                    })
+                    .filter(|value| is_owned(value, spec_name, namespace))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    }))
+    .await?;
+    Ok(lists.into_iter().flatten().collect())
+}
+
+/// Writes the ApplySet parent when it is missing or lists other group-kinds; returns whether it
+/// wrote. The parent lists what the plan applies plus what it prunes, so a prune interrupted
+/// midway is found again by the next run.
+pub async fn ensure_parent(
+    connection: &Connection,
+    plan: &crate::plan::Plan,
+) -> anyhow::Result<bool> {
+    let bundle = Bundle {
+        name: plan.spec_name.clone(),
+        namespace: plan.namespace.clone(),
+        objects: plan
+            .objects
+            .iter()
+            .map(|o| crate::render::RenderedObject {
+                object: o.desired.clone(),
+                origin: Default::default(),
+            })
+            .collect(),
+        waivers: Vec::new(),
+    };
+    let desired = parent(&bundle);
+    let api = kubeapi::api_for(&connection.client, &desired)?;
+    let name = parent_name(&bundle.name);
+    let live = kubeapi::with_retries(|| api.get_opt(&name))
+        .await
+        .map_err(|e| kubeapi::explain(e, "get", &desired, &connection.source))?;
+    let current = live.map(|l| serde_json::to_value(l).expect("API objects serialize"));
+    let up_to_date = current.is_some_and(|c| {
+        c["metadata"]["labels"][ID_LABEL] == desired["metadata"]["labels"][ID_LABEL]
+            && c["metadata"]["annotations"] == desired["metadata"]["annotations"]
+    });
+    if up_to_date {
+        return Ok(false);
+    }
+    let params = kube::api::PatchParams::apply(kubeapi::FIELD_MANAGER).force();
+    let patch = kube::api::Patch::Apply(&desired);
+    kubeapi::with_retries(|| api.patch(&name, &params, &patch))
+        .await
+        .map_err(|e| kubeapi::explain(e, "patch", &desired, &connection.source))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applyset_id_follows_the_kep() {
+        let id = applyset_id("redis-cluster", "default");
+        assert!(id.starts_with("applyset-") && id.ends_with("-v1"), "{id}");
+        // base64url of a 32-byte digest without padding is 43 characters.
+        assert_eq!(id.len(), "applyset-".len() + 43 + "-v1".len());
+        assert_ne!(id, applyset_id("redis-cluster", "prod"));
+        assert!(id.len() <= 63, "fits a label value");
+    }
+
+    #[test]
+    fn ownership_needs_every_label() {
+        let id = applyset_id("r", "default");
+        let owned = json!({"metadata": {"labels": {
+            MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: "r", PART_OF_LABEL: id}}});
+        assert!(is_owned(&owned, "r", "default"));
+        let foreign = json!({"metadata": {"labels": {"app": "r"}}});
+        assert!(!is_owned(&foreign, "r", "default"));
+        assert!(!is_owned(&owned, "other", "default"));
+    }
+
+    #[test]
+    fn group_kinds_use_the_kep_notation() {
+        assert_eq!(
+            group_kind(&json!({"apiVersion": "apps/v1", "kind": "StatefulSet"})),
+            "StatefulSet.apps"
+        );
+        assert_eq!(
+            group_kind(&json!({"apiVersion": "v1", "kind": "ConfigMap"})),
+            "ConfigMap"
+        );
+    }
+}
