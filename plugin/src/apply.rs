@@ -99,7 +99,9 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcom
     let conflicting = conflicts(&plan);
     if !conflicting.is_empty() && !args.force_conflicts {
         bail!(
-            "fields owned by other field managers would change:\n  {}\nRe-run with              --force-conflicts to take them over, drop them from the spec, or set them to the live              values. Nothing was written.",
+            "fields owned by other field managers would change:\n  {}\nRe-run with \
+             --force-conflicts to take them over, drop them from the spec, or set them to the \
+             live values. Nothing was written.",
             conflicting.join("\n  ")
         );
     }

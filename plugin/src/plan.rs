@@ -540,6 +540,15 @@ fn replace_consequence(desired: &Value, server_message: &str) -> String {
     }
 }
 
+/// Kubernetes' own controllers fill in fields (a PV's claimRef uid, binding annotations) as part
+/// of normal operation; that is not drift a user needs to hear about.
+const CONTROLLERS: [&str; 4] = [
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-apiserver",
+];
+
 /// Leaf fields owned by managers other than this plugin (outside status) that the spec does not
 /// set: changes made outside the spec, which apply leaves alone.
 fn drift_of(live: &Value, desired: &Value) -> Vec<Drift> {
@@ -550,7 +559,10 @@ fn drift_of(live: &Value, desired: &Value) -> Vec<Drift> {
     let mut drift: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for entry in entries {
         let manager = entry["manager"].as_str().unwrap_or_default();
-        if manager == FIELD_MANAGER || entry["subresource"].as_str() == Some("status") {
+        if manager == FIELD_MANAGER
+            || CONTROLLERS.contains(&manager)
+            || entry["subresource"].as_str() == Some("status")
+        {
             continue;
         }
         let mut fields = Vec::new();
@@ -714,12 +726,16 @@ pub fn show(plan: &Plan, options: &ShowOptions) -> String {
 /// Unified diff of the live object and what the server would store, as YAML, secrets masked.
 fn diff_text(object: &ObjectPlan, options: &ShowOptions) -> String {
     let s = options.style;
-    let before = object.live.clone().unwrap_or(Value::Null);
-    // A replace has no dry-run answer; the rendered object is what will be created.
-    let after = object
-        .planned
-        .clone()
-        .unwrap_or_else(|| normalize(&object.desired));
+    let (before, after) = match (&object.live, &object.planned) {
+        (live, Some(planned)) => (live.clone().unwrap_or(Value::Null), planned.clone()),
+        // A replace has no dry-run answer: compare the fields the spec declares, so the
+        // server's defaults in the live object do not show up as removals.
+        (Some(live), None) => {
+            let desired = normalize(&object.desired);
+            (project(live, &desired), desired)
+        }
+        (None, None) => (Value::Null, normalize(&object.desired)),
+    };
     let as_yaml = |value: &Value| -> String {
         let mut value = value.clone();
         if !options.show_secrets {
@@ -753,6 +769,29 @@ fn diff_text(object: &ObjectPlan, options: &ShowOptions) -> String {
         }
     }
     out
+}
+
+/// The parts of `live` that `shape` has: same keys in objects, same indexes in arrays.
+fn project(live: &Value, shape: &Value) -> Value {
+    match (live, shape) {
+        (Value::Object(live), Value::Object(shape)) => Value::Object(
+            shape
+                .iter()
+                .filter_map(|(key, child)| Some((key.clone(), project(live.get(key)?, child))))
+                .collect(),
+        ),
+        (Value::Array(live), Value::Array(shape)) => Value::Array(
+            live.iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    shape
+                        .get(i)
+                        .map_or_else(|| item.clone(), |s| project(item, s))
+                })
+                .collect(),
+        ),
+        (live, _) => live.clone(),
+    }
 }
 
 /// The plan as JSON: per object, its action and the JSON-patch operations from the live object
@@ -839,6 +878,17 @@ mod tests {
         assert_eq!(
             drift[0].fields,
             [".spec.template.spec.containers[name=redis].args"]
+        );
+    }
+
+    #[test]
+    fn projection_keeps_only_declared_fields() {
+        let live =
+            json!({"spec": {"a": 1, "defaulted": true, "list": [{"x": 1, "y": 2}, {"x": 3}]}});
+        let shape = json!({"spec": {"a": 2, "list": [{"x": 0}]}});
+        assert_eq!(
+            project(&live, &shape),
+            json!({"spec": {"a": 1, "list": [{"x": 1}, {"x": 3}]}})
         );
     }
 

@@ -126,6 +126,8 @@ pub struct Document {
     pub file: String,
     /// 1-based line of the document's first line in the file.
     pub first_line: usize,
+    /// 1-based line of the document's first line that is not blank or a comment.
+    pub content_line: usize,
     pub text: String,
     /// Lines (in the file) of the fields, keyed by JSON pointer.
     pub field_lines: BTreeMap<String, usize>,
@@ -148,7 +150,7 @@ impl Document {
     pub fn origin(&self) -> Origin {
         Origin {
             file: self.file.clone(),
-            line: self.first_line,
+            line: self.content_line,
             field_lines: self.field_lines.clone(),
             field_map: Vec::new(),
         }
@@ -297,9 +299,14 @@ fn push_document(
     if blank {
         return Ok(());
     }
+    let leading = text
+        .lines()
+        .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        .count();
     let mut document = Document {
         file: file.to_string(),
         first_line,
+        content_line: first_line + leading,
         text,
         field_lines: BTreeMap::new(),
     };

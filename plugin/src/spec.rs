@@ -389,7 +389,7 @@ fn from_document<T: DeserializeOwned>(document: &Document) -> Result<T, SpecErro
             }
             None => {
                 let mut spec_error =
-                    SpecError::new(&document.file, message).at(document.first_line, 1);
+                    SpecError::new(&document.file, message).at(document.content_line, 1);
                 spec_error.field = field;
                 spec_error
             }
