@@ -31,47 +31,32 @@ pub struct Connection {
 }
 
 /// Builds a client the way kubectl does: `--kubeconfig`, else `$KUBECONFIG` (several files are
-/// merged), else `~/.kube/config`, else the in-cluster service account; `--context`,
-/// `--cluster` and `--user` pick inside the kubeconfig.
+/// merged, missing ones skipped), else `~/.kube/config`, else the in-cluster service account;
+/// `--context`, `--cluster` and `--user` pick inside the kubeconfig.
 pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Connection> {
     let options = KubeConfigOptions {
         context: global.context.clone(),
         cluster: global.cluster.clone(),
         user: global.user.clone(),
     };
-    let (config, source) = if let Some(path) = &global.kubeconfig {
-        let kubeconfig = Kubeconfig::read_from(path).with_context(|| {
-            format!(
-                "cannot read the kubeconfig given by --kubeconfig: {}",
-                path.display()
-            )
-        })?;
-        let source = describe(&path.display().to_string(), &kubeconfig, &options);
-        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .with_context(|| format!("cannot use {source}"))?;
-        (config, source)
-    } else {
-        match Kubeconfig::read() {
-            Ok(kubeconfig) => {
-                let files = std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into());
-                let source = describe(&files, &kubeconfig, &options);
-                let config = Config::from_custom_kubeconfig(kubeconfig, &options)
-                    .await
-                    .with_context(|| format!("cannot use {source}"))?;
-                (config, source)
-            }
-            Err(kubeconfig_error) => match Config::incluster() {
-                Ok(config) => (config, "the in-cluster service account".to_string()),
-                Err(_) => {
-                    return Err(anyhow::anyhow!(
-                        "no Kubernetes configuration found: {kubeconfig_error}. Pass --kubeconfig \
-                         FILE, set KUBECONFIG, or run inside a pod with a service account \
-                         (for a local test cluster: cargo run -p localcluster -- up --kubeconfig FILE)"
-                    ))
-                }
-            },
+    let (config, source) = match read_kubeconfig(global)? {
+        Some((kubeconfig, files)) => {
+            let source = describe(&files, &kubeconfig, &options);
+            check_names(&kubeconfig, &options, &files)?;
+            let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .with_context(|| format!("cannot use {source}"))?;
+            (config, source)
         }
+        None => match Config::incluster() {
+            Ok(config) => (config, "the in-cluster service account".to_string()),
+            Err(_) => anyhow::bail!(
+                "no Kubernetes configuration found: no --kubeconfig, no file in $KUBECONFIG, no \
+                 ~/.kube/config, and not running in a pod. Pass --kubeconfig FILE or set \
+                 KUBECONFIG (for a local test cluster: cargo run -p localcluster -- up \
+                 --kubeconfig FILE)"
+            ),
+        },
     };
     let default_namespace = config.default_namespace.clone();
     let server = config.cluster_url.to_string();
@@ -82,6 +67,90 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Connection> {
         default_namespace,
         source: format!("{source}, server {server}"),
     })
+}
+
+/// The kubeconfig to use and the files it came from; `None` when there is none at all.
+fn read_kubeconfig(global: &GlobalArgs) -> anyhow::Result<Option<(Kubeconfig, String)>> {
+    let read = |path: &std::path::Path| {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+        Kubeconfig::from_yaml(&text)
+            .with_context(|| format!("{} is not a valid kubeconfig", path.display()))
+    };
+    if let Some(path) = &global.kubeconfig {
+        return Ok(Some((read(path)?, path.display().to_string())));
+    }
+    let files: Vec<std::path::PathBuf> = match std::env::var_os("KUBECONFIG") {
+        Some(list) if !list.is_empty() => std::env::split_paths(&list).collect(),
+        _ => home_kubeconfig().into_iter().collect(),
+    };
+    // Like kubectl: files in the list that do not exist are skipped; the first file wins for
+    // each name and for current-context.
+    let mut merged: Option<Kubeconfig> = None;
+    let mut used = Vec::new();
+    for file in files.iter().filter(|f| f.exists()) {
+        let next = read(file)?;
+        merged = Some(match merged {
+            None => next,
+            Some(config) => config
+                .merge(next)
+                .with_context(|| format!("cannot merge the kubeconfig {}", file.display()))?,
+        });
+        used.push(file.display().to_string());
+    }
+    Ok(merged.map(|config| (config, used.join(":"))))
+}
+
+fn home_kubeconfig() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".kube/config"))
+}
+
+/// Names asked for with `--context`, `--cluster` or `--user` must exist; say which ones do.
+fn check_names(
+    kubeconfig: &Kubeconfig,
+    options: &KubeConfigOptions,
+    files: &str,
+) -> anyhow::Result<()> {
+    let checks = [
+        (
+            "context",
+            &options.context,
+            kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "cluster",
+            &options.cluster,
+            kubeconfig.clusters.iter().map(|c| c.name.clone()).collect(),
+        ),
+        (
+            "user",
+            &options.user,
+            kubeconfig
+                .auth_infos
+                .iter()
+                .map(|u| u.name.clone())
+                .collect(),
+        ),
+    ];
+    for (what, wanted, known) in checks {
+        if let Some(wanted) = wanted {
+            if !known.contains(wanted) {
+                anyhow::bail!(
+                    "--{what} `{wanted}` is not in the kubeconfig {files}; it has: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn describe(files: &str, kubeconfig: &Kubeconfig, options: &KubeConfigOptions) -> String {
