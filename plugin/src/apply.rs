@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
 use crate::cli::GlobalArgs;
+use crate::cluster::step::{self, ClusterTarget, Via};
 use crate::error::Outcome;
 use crate::kubeapi::{self, Connection, FIELD_MANAGER};
 use crate::ownership;
@@ -51,6 +52,9 @@ pub struct ApplyArgs {
     /// Stop after the Kubernetes objects are rolled out; do not form or heal the Redis cluster.
     #[arg(long)]
     pub skip_cluster_init: bool,
+    /// How to reach the pods' Redis for the cluster step.
+    #[arg(long, value_enum, default_value_t)]
+    pub via: Via,
     /// Print secret values in the plan instead of masking them.
     #[arg(long)]
     pub show_secrets: bool,
@@ -110,10 +114,81 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcom
             eprintln!("Apply cancelled; nothing was written.");
             return Ok(Outcome::Success);
         }
+        if !args.skip_cluster_init {
+            drain_departing_nodes(&connection, &plan, args.via, deadline).await?;
+        }
         execute(&connection, &plan, args.force_conflicts, deadline).await?;
     }
     wait_for_rollout(&connection, &plan, deadline).await?;
+    if !args.skip_cluster_init {
+        form_clusters(&connection, &plan, args.via, deadline).await?;
+    }
     Ok(Outcome::Success)
+}
+
+/// The final step: form (or verify, resume, heal, grow) each Redis Cluster of the plan.
+async fn form_clusters(
+    connection: &Connection,
+    plan: &Plan,
+    via: Via,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
+        let Some(target) = ClusterTarget::of(&object.desired) else {
+            continue;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = step::converge(&connection.client, &target, via, left).await?;
+        for action in &outcome.actions {
+            eprintln!("  {action}");
+        }
+        if outcome.already_healthy {
+            eprintln!(
+                "Redis Cluster {}: verified, nothing to do.",
+                target.statefulset
+            );
+        }
+        println!("{}", outcome.report.headline);
+    }
+    Ok(())
+}
+
+/// Masters that a smaller StatefulSet would drop hand their slots and keys to the pods that stay
+/// before the StatefulSet shrinks; shrinking first would lose those slots.
+async fn drain_departing_nodes(
+    connection: &Connection,
+    plan: &Plan,
+    via: Via,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
+        let (Some(live), Some(wanted)) = (&object.live, ClusterTarget::of(&object.desired)) else {
+            continue;
+        };
+        let replicas = |o: &serde_json::Value| o["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
+        let keep = replicas(&object.desired);
+        let Some(current) = ClusterTarget::of(live) else {
+            continue;
+        };
+        if replicas(live) <= keep {
+            continue;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = step::drain_before_shrink(
+            &connection.client,
+            &current,
+            keep,
+            wanted.masters,
+            via,
+            left,
+        )
+        .await?;
+        eprintln!(
+            "Redis Cluster {}: moved the slots off the departing pods before shrinking ({outcome:?})",
+            current.statefulset
+        );
+    }
+    Ok(())
 }
 
 /// How often rollout state is polled while waiting.

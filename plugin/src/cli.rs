@@ -27,6 +27,8 @@ pub enum Command {
     Plan(crate::plan::PlanArgs),
     /// Converge the live cluster on the spec (or a saved plan) and form the Redis cluster.
     Apply(crate::apply::ApplyArgs),
+    /// Show the Redis Cluster's health: a verdict, then one row per pod.
+    Status(crate::cluster::status::StatusArgs),
     /// Delete what a spec created, in reverse order; volumes and their data are kept unless asked.
     Destroy(crate::destroy::DestroyArgs),
     /// Print shell completion scripts, or the helper kubectl uses to complete plugins.

@@ -6,13 +6,17 @@
 //! formation / verify / heal) → `output` (text, json, sarif, github).
 
 pub mod apply;
+pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod completion;
 pub mod destroy;
 pub mod error;
 pub mod kubeapi;
+pub mod output;
 pub mod ownership;
 pub mod plan;
+pub mod policy;
 pub mod redact;
 pub mod render;
 pub mod source;

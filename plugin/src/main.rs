@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use kubectl_redis::cli::{Cli, Command};
 use kubectl_redis::error::Outcome;
-use kubectl_redis::{apply, completion, destroy, plan, render};
+use kubectl_redis::{apply, cluster, completion, destroy, plan, render};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => block_on(plan::run(&cli.global, args)),
         Command::Apply(args) => block_on(apply::run(&cli.global, args)),
         Command::Destroy(args) => block_on(destroy::run(&cli.global, args)),
+        Command::Status(args) => block_on(cluster::status::run(&cli.global, args)),
         Command::Completion(args) => completion::run(args),
         Command::Version => {
             println!("kubectl-redis v{}", env!("CARGO_PKG_VERSION"));

@@ -29,6 +29,9 @@ enum Cmd {
         /// Keep pod and volume directories here (default: a temporary directory, removed on exit).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Delay every API request by this many milliseconds (to measure round trips).
+        #[arg(long, default_value_t = 0)]
+        api_latency_ms: u64,
     },
 }
 
@@ -41,12 +44,14 @@ fn main() -> Result<()> {
         kubeconfig,
         nodes,
         state_dir,
+        api_latency_ms,
     } = Cli::parse().cmd;
     let cluster = localcluster::LocalCluster::start(localcluster::Options {
         nodes,
         state_dir,
         kubeconfig: Some(kubeconfig.clone()),
     })?;
+    cluster.set_api_latency(std::time::Duration::from_millis(api_latency_ms));
     eprintln!(
         "localcluster: serving {} (ready in {:?}); kubeconfig {}; state {}; Ctrl-C to stop",
         cluster.url(),

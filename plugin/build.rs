@@ -1,0 +1,140 @@
+//! Builds the built-in policy modules (policies/, a workspace of its own) for
+//! wasm32-unknown-unknown and generates `$OUT_DIR/builtin_policies.rs`, which embeds them.
+//! The modules are always built from source, so the embedded bytes cannot drift from it.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-unknown-unknown";
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let policies = manifest_dir.join("..").join("policies");
+    let policies = policies.canonicalize().unwrap_or(policies);
+
+    let names = policy_crates(&policies);
+    println!(
+        "cargo:rerun-if-changed={}",
+        policies.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        policies.join("Cargo.lock").display()
+    );
+    for dir in names.iter().map(String::as_str).chain(["sdk", "examples"]) {
+        println!("cargo:rerun-if-changed={}", policies.join(dir).display());
+    }
+
+    check_target_installed();
+
+    let target_dir = out_dir.join("policies");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        TARGET,
+        "--manifest-path",
+    ])
+    .arg(policies.join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&target_dir);
+    // The nested build is for another target with its own profile: nothing of the outer build's
+    // configuration (flags, target, target dir, profile, features) may leak into it.
+    for (key, _) in env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let keep = [
+            "CARGO_HOME",
+            "CARGO_NET_",
+            "CARGO_HTTP_",
+            "CARGO_REGISTRIES_",
+            "CARGO_REGISTRY_",
+            "CARGO_TERM_",
+        ]
+        .iter()
+        .any(|k| key.starts_with(k));
+        if (key.starts_with("CARGO_") && !keep)
+            || matches!(
+                key,
+                "RUSTFLAGS"
+                    | "RUSTDOCFLAGS"
+                    | "RUSTC_WRAPPER"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "TARGET"
+                    | "HOST"
+                    | "PROFILE"
+                    | "OPT_LEVEL"
+                    | "DEBUG"
+                    | "OUT_DIR"
+                    | "NUM_JOBS"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the policy modules: {e}"));
+    if !status.success() {
+        panic!("building the policy modules in {} for {TARGET} failed ({status}); see the output above", policies.display());
+    }
+
+    let release = target_dir.join(TARGET).join("release");
+    let mut generated = String::from("/// The built-in policy modules: (name, wasm), built from policies/ by build.rs.\npub static BUILTIN: &[(&str, &[u8])] = &[\n");
+    for name in &names {
+        let wasm = release.join(format!("policy_{}.wasm", name.replace('-', "_")));
+        if !wasm.is_file() {
+            panic!("the policy build did not produce {}", wasm.display());
+        }
+        writeln!(
+            generated,
+            "    ({name:?}, include_bytes!({:?})),",
+            wasm.display().to_string()
+        )
+        .expect("writing to a String");
+    }
+    generated.push_str("];\n");
+    // The example user policy (policies/examples), for the tests of `--policy`.
+    let example = release.join("policy_forbidden_tags.wasm");
+    println!(
+        "cargo:rustc-env=KR_EXAMPLE_POLICY_WASM={}",
+        example.display()
+    );
+    std::fs::write(out_dir.join("builtin_policies.rs"), generated)
+        .expect("cannot write builtin_policies.rs");
+}
+
+/// The policy crates: every directory of policies/ with a Cargo.toml, except the SDK.
+fn policy_crates(policies: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(policies)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", policies.display()));
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n != "sdk")
+        .collect();
+    names.sort();
+    names
+}
+
+fn check_target_installed() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(out) = sysroot {
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if !sysroot.join("lib").join("rustlib").join(TARGET).is_dir() {
+            panic!("the Rust target {TARGET} is not installed; the built-in policies need it. Run: rustup target add {TARGET}");
+        }
+    }
+}

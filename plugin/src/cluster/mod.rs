@@ -1,0 +1,29 @@
+//! Redis Cluster formation, verification, healing and status — natively, with only commands that
+//! exist in Redis 5.0 (the seed's image): `CLUSTER ADDSLOTS`, `SET-CONFIG-EPOCH`, `MEET`,
+//! `REPLICATE`, `SETSLOT`, `GETKEYSINSLOT`, `MIGRATE`, `FORGET`.
+//!
+//! Layout: a pure core ([`topology`] in, [`plan`] for roles and slots, [`verify`] for judgement,
+//! all plain data) around an executor ([`form`], [`scale`]) that talks to pods through a
+//! [`transport::RedisTransport`] (direct TCP, port-forward, or `redis-cli` exec).
+
+pub mod form;
+pub mod nodes;
+pub mod observe;
+pub mod plan;
+pub mod resp;
+pub mod scale;
+pub mod status;
+pub mod step;
+pub mod topology;
+pub mod transport;
+pub mod verify;
+
+pub use form::{
+    ensure_cluster, verify_cluster, wait_healthy, ClusterError, FormOptions, FormOutcome,
+};
+pub use nodes::key_slot;
+pub use plan::Plan;
+pub use scale::{scale_in, ScaleInOutcome};
+pub use topology::{topology_from_kube, PodInfo, Topology};
+pub use transport::{direct, port_forward, ExecTransport, PodAddr, RedisTransport};
+pub use verify::{Finding, PodRow, Report};

@@ -1,0 +1,275 @@
+//! Parsing what Redis reports about the cluster (`CLUSTER NODES`, `CLUSTER INFO`, `INFO`), slot
+//! arithmetic and the key → slot hash.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub const SLOTS: u16 = 16384;
+
+/// One line of `CLUSTER NODES`, as one node sees another (or itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeLine {
+    pub id: String,
+    /// The address this node has for that node; empty when unknown (`:0`, noaddr).
+    pub ip: String,
+    pub port: u16,
+    pub flags: Vec<String>,
+    /// The master's id when this is a replica.
+    pub master_id: Option<String>,
+    pub config_epoch: u64,
+    pub link_connected: bool,
+    /// Owned slots as inclusive ranges (migrating/importing markers are left out).
+    pub slots: Vec<(u16, u16)>,
+    /// Open slots (only on the `myself` line): slot → node id it is migrating to.
+    pub migrating: Vec<(u16, String)>,
+    /// Open slots (only on the `myself` line): slot → node id it is importing from.
+    pub importing: Vec<(u16, String)>,
+}
+
+impl NodeLine {
+    pub fn has(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+    pub fn is_myself(&self) -> bool {
+        self.has("myself")
+    }
+    pub fn is_master(&self) -> bool {
+        self.has("master")
+    }
+    pub fn is_replica(&self) -> bool {
+        self.has("slave") || self.has("replica")
+    }
+    pub fn in_handshake(&self) -> bool {
+        self.has("handshake")
+    }
+    pub fn failing(&self) -> bool {
+        self.has("fail") || self.has("fail?")
+    }
+    pub fn no_addr(&self) -> bool {
+        self.has("noaddr") || self.ip.is_empty()
+    }
+    pub fn slot_count(&self) -> usize {
+        self.slots.iter().map(|(a, b)| (*b - *a) as usize + 1).sum()
+    }
+}
+
+/// Parse `CLUSTER NODES` (Redis 5 `ip:port@cport`, Redis 7 `ip:port@cport,hostname`).
+pub fn parse_nodes(text: &str) -> Result<Vec<NodeLine>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            return Err(format!("malformed CLUSTER NODES line: {line:?}"));
+        }
+        let addr = f[1].split(',').next().unwrap_or("");
+        let hostport = addr.split('@').next().unwrap_or("");
+        let (ip, port) = match hostport.rsplit_once(':') {
+            Some((ip, port)) => (ip.to_string(), port.parse().unwrap_or(0)),
+            None => (String::new(), 0),
+        };
+        let mut slots = Vec::new();
+        let (mut migrating, mut importing) = (Vec::new(), Vec::new());
+        for s in &f[8..] {
+            if let Some(open) = s.strip_prefix('[').and_then(|o| o.strip_suffix(']')) {
+                if let Some((slot, to)) = open.split_once("->-") {
+                    migrating.extend(slot.parse().ok().map(|s| (s, to.to_string())));
+                } else if let Some((slot, from)) = open.split_once("-<-") {
+                    importing.extend(slot.parse().ok().map(|s| (s, from.to_string())));
+                }
+                continue;
+            }
+            let r = match s.split_once('-') {
+                Some((a, b)) => a.parse().ok().zip(b.parse().ok()),
+                None => s.parse().ok().map(|a| (a, a)),
+            };
+            match r {
+                Some((a, b)) if a <= b && b < SLOTS => slots.push((a, b)),
+                _ => {
+                    return Err(format!(
+                        "bad slot range {s:?} in CLUSTER NODES line: {line:?}"
+                    ))
+                }
+            }
+        }
+        out.push(NodeLine {
+            id: f[0].to_string(),
+            ip,
+            port,
+            flags: f[2].split(',').map(str::to_string).collect(),
+            master_id: (f[3] != "-").then(|| f[3].to_string()),
+            config_epoch: f[6].parse().unwrap_or(0),
+            link_connected: f[7] == "connected",
+            slots,
+            migrating,
+            importing,
+        });
+    }
+    if out.iter().filter(|n| n.is_myself()).count() != 1 {
+        return Err("CLUSTER NODES has no single `myself` line".into());
+    }
+    Ok(out)
+}
+
+/// `key:value` lines of `CLUSTER INFO` and `INFO`, sections and comments skipped.
+pub fn parse_info(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.trim().split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The redis-cli split: `16384 / masters` per master, rounded the same way, so a cluster formed by
+/// the plugin and one formed by `redis-cli --cluster create` have identical slot maps.
+pub fn even_ranges(masters: usize) -> Vec<(u16, u16)> {
+    let total = SLOTS as f64;
+    let per = total / masters as f64;
+    let mut first: i64 = 0;
+    let mut cursor = 0.0f64;
+    let mut out = Vec::with_capacity(masters);
+    for i in 0..masters {
+        let mut last = (cursor + per - 1.0).round() as i64;
+        if last > SLOTS as i64 - 1 || i == masters - 1 {
+            last = SLOTS as i64 - 1;
+        }
+        if last < first {
+            last = first;
+        }
+        out.push((first as u16, last as u16));
+        first = last + 1;
+        cursor += per;
+    }
+    out
+}
+
+/// Compress a sorted list of slots into inclusive ranges.
+pub fn to_ranges(slots: impl IntoIterator<Item = u16>) -> Vec<(u16, u16)> {
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for s in slots {
+        match out.last_mut() {
+            Some((_, b)) if *b + 1 == s => *b = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
+}
+
+pub fn ranges_to_string(r: &[(u16, u16)]) -> String {
+    if r.is_empty() {
+        return "-".into();
+    }
+    r.iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// CRC16/XMODEM as Redis Cluster uses it.
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The slot of a key, honouring `{hash tags}`.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let mut k = key;
+    if let Some(open) = key.iter().position(|&c| c == b'{') {
+        if let Some(close) = key[open + 1..].iter().position(|&c| c == b'}') {
+            if close > 0 {
+                k = &key[open + 1..open + 1 + close];
+            }
+        }
+    }
+    crc16(k) % SLOTS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_split_matches_redis_cli() {
+        assert_eq!(
+            even_ranges(3),
+            vec![(0, 5460), (5461, 10922), (10923, 16383)]
+        );
+        assert_eq!(
+            even_ranges(4),
+            vec![(0, 4095), (4096, 8191), (8192, 12287), (12288, 16383)]
+        );
+        assert_eq!(even_ranges(1), vec![(0, 16383)]);
+        for m in 1..=20 {
+            let r = even_ranges(m);
+            assert_eq!(r[0].0, 0);
+            assert_eq!(r[m - 1].1, 16383);
+            for w in r.windows(2) {
+                assert_eq!(w[0].1 + 1, w[1].0);
+            }
+        }
+    }
+
+    #[test]
+    fn key_slots_match_redis() {
+        // Values from CLUSTER KEYSLOT.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        // CRC16/XMODEM check value.
+        assert_eq!(key_slot(b"123456789"), 0x31C3);
+    }
+
+    #[test]
+    fn parses_redis5_and_redis7_lines() {
+        let text = "\
+07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
+67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002,host2 master - 0 1426238316232 2 connected 5461-10922
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460 7000 [5000->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]
+6ec23923021cf3ffec47632106199cb7f496ce01 :0@0 master,fail,noaddr - 1426238316232 1426238315000 5 disconnected
+";
+        let n = parse_nodes(text).unwrap();
+        assert_eq!(n.len(), 4);
+        assert_eq!(
+            n[0].master_id.as_deref(),
+            Some("e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca")
+        );
+        assert!(n[0].is_replica());
+        assert_eq!(n[1].ip, "127.0.0.1");
+        assert_eq!(n[1].port, 30002);
+        assert_eq!(n[2].slots, vec![(0, 5460), (7000, 7000)]);
+        assert_eq!(
+            n[2].migrating,
+            vec![(5000, "67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1".to_string())]
+        );
+        assert_eq!(n[2].slot_count(), 5462);
+        assert!(n[2].is_myself());
+        assert!(n[3].no_addr() && n[3].failing() && !n[3].link_connected);
+        assert!(parse_nodes("garbage").is_err());
+    }
+
+    #[test]
+    fn ranges_roundtrip() {
+        assert_eq!(
+            to_ranges([1, 2, 3, 7, 9, 10]),
+            vec![(1, 3), (7, 7), (9, 10)]
+        );
+        assert_eq!(ranges_to_string(&[(1, 3), (7, 7)]), "1-3,7");
+    }
+}

@@ -1,0 +1,171 @@
+//! One snapshot of what every pod's Redis says about the cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::join_all;
+use serde::Serialize;
+
+use super::nodes::{parse_info, parse_nodes, NodeLine, SLOTS};
+use super::resp::Reply;
+use super::topology::{PodInfo, Topology};
+use super::transport::{cmd, show_cmd, RedisTransport};
+
+/// What one pod reported (or why it could not).
+#[derive(Debug, Clone, Serialize)]
+pub struct PodState {
+    pub pod: PodInfo,
+    /// Set when the pod could not be asked (no IP, unreachable, loading, cluster mode off).
+    pub error: Option<String>,
+    /// Its node id (`myself` line).
+    pub id: Option<String>,
+    /// Its view of the cluster: one line per node it knows, itself included.
+    pub nodes: Vec<NodeLine>,
+    /// `CLUSTER INFO`.
+    pub info: BTreeMap<String, String>,
+    /// Keys in db 0 (`DBSIZE`).
+    pub keys: u64,
+    /// For a replica: `master_link_status:up`.
+    pub master_link_up: Option<bool>,
+}
+
+impl PodState {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+    pub fn myself(&self) -> Option<&NodeLine> {
+        self.nodes.iter().find(|n| n.is_myself())
+    }
+    /// Knows no other node (a fresh node, or one whose MEET never happened).
+    pub fn lone(&self) -> bool {
+        self.nodes.iter().all(|n| n.is_myself())
+    }
+    /// Its line for node `id`, if it knows it.
+    pub fn view_of(&self, id: &str) -> Option<&NodeLine> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+    pub fn state_ok(&self) -> bool {
+        self.info.get("cluster_state").map(String::as_str) == Some("ok")
+    }
+    /// Its slot map: slot → owner id.
+    pub fn slot_map(&self) -> Vec<Option<&str>> {
+        let mut map = vec![None; SLOTS as usize];
+        for n in &self.nodes {
+            for &(a, b) in &n.slots {
+                for s in a..=b {
+                    map[s as usize] = Some(n.id.as_str());
+                }
+            }
+        }
+        map
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Observation {
+    pub pods: Vec<PodState>,
+}
+
+impl Observation {
+    /// Node id → pod name, from each pod's own `myself` line.
+    pub fn pod_of_id(&self) -> BTreeMap<String, String> {
+        self.pods
+            .iter()
+            .filter_map(|p| Some((p.id.clone()?, p.pod.name.clone())))
+            .collect()
+    }
+    pub fn get(&self, pod: &str) -> Option<&PodState> {
+        self.pods.iter().find(|p| p.pod.name == pod)
+    }
+    pub fn id_of(&self, pod: &str) -> Option<&str> {
+        self.get(pod)?.id.as_deref()
+    }
+    /// Every slot some pod believes is owned, by anyone.
+    pub fn claimed_slots(&self) -> BTreeSet<u16> {
+        let mut out = BTreeSet::new();
+        for p in &self.pods {
+            for n in &p.nodes {
+                for &(a, b) in &n.slots {
+                    out.extend(a..=b);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn text(r: &Reply) -> Result<String, String> {
+    match r {
+        Reply::Error(e) => Err(e.clone()),
+        r => r.text().ok_or_else(|| format!("unexpected reply {r:?}")),
+    }
+}
+
+/// Ask one pod.
+pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo) -> PodState {
+    let mut st = PodState {
+        pod: pod.clone(),
+        error: None,
+        id: None,
+        nodes: Vec::new(),
+        info: BTreeMap::new(),
+        keys: 0,
+        master_link_up: None,
+    };
+    let Some(addr) = pod.addr(topo.port) else {
+        st.error = Some("no pod IP yet".into());
+        return st;
+    };
+    let cmds = [
+        cmd(["CLUSTER", "NODES"]),
+        cmd(["CLUSTER", "INFO"]),
+        cmd(["DBSIZE"]),
+        cmd(["INFO", "replication"]),
+    ];
+    let replies = match t.pipeline(&addr, &cmds).await {
+        Ok(r) => r,
+        Err(e) => {
+            st.error = Some(format!("unreachable via {}: {e:#}", t.kind()));
+            return st;
+        }
+    };
+    let mut fail = |c: usize, e: String| {
+        let why = if e.contains("cluster support disabled") {
+            "cluster mode is off (cluster-enabled no): this is not a Redis Cluster node".to_string()
+        } else {
+            format!("{} failed: {e}", show_cmd(&cmds[c]))
+        };
+        st.error.get_or_insert(why);
+    };
+    match text(&replies[0]).and_then(|s| parse_nodes(&s)) {
+        Ok(nodes) => st.nodes = nodes,
+        Err(e) => fail(0, e),
+    }
+    match text(&replies[1]) {
+        Ok(s) => st.info = parse_info(&s),
+        Err(e) => fail(1, e),
+    }
+    match replies[2].int() {
+        Some(n) => st.keys = n.max(0) as u64,
+        None => fail(
+            2,
+            text(&replies[2])
+                .err()
+                .unwrap_or_else(|| "not an integer".into()),
+        ),
+    }
+    if let Ok(s) = text(&replies[3]) {
+        let info = parse_info(&s);
+        if info.get("role").map(String::as_str) == Some("slave") {
+            st.master_link_up =
+                Some(info.get("master_link_status").map(String::as_str) == Some("up"));
+        }
+    }
+    st.id = st.myself().map(|m| m.id.clone());
+    st
+}
+
+/// Ask every pod, concurrently.
+pub async fn observe(t: &dyn RedisTransport, topo: &Topology) -> Observation {
+    let pods = join_all(topo.pods.iter().map(|p| observe_pod(t, topo, p))).await;
+    Observation { pods }
+}

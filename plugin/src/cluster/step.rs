@@ -1,0 +1,192 @@
+//! The Redis step of `apply` and the `status` command: find the cluster-mode StatefulSets, pick
+//! a transport, and form / heal / scale / verify through it.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::ValueEnum;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::Client;
+use serde_json::Value;
+
+use super::form::{ensure_cluster, verify_cluster, FormOptions, FormOutcome};
+use super::scale::{scale_in, ScaleInOutcome};
+use super::topology::{topology_from_kube, Topology};
+use super::transport::{direct, port_forward, ExecTransport, RedisTransport};
+use super::verify::Report;
+use crate::render::{
+    MANAGED_BY, MANAGED_BY_LABEL, MASTERS_ANNOTATION, REPLICAS_PER_MASTER_ANNOTATION,
+};
+
+/// How commands reach the pods' Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Via {
+    /// Port-forward through the API server: works from a laptop.
+    #[default]
+    PortForward,
+    /// Connect to pod IPs directly: for running inside the cluster.
+    Direct,
+    /// Run redis-cli in each pod, as the seed's own command does.
+    Exec,
+}
+
+/// Per-command time limit of a transport; the overall deadline is the caller's.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn transport(via: Via, client: &Client, namespace: &str) -> Box<dyn RedisTransport> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    match via {
+        Via::PortForward => Box::new(port_forward(pods, COMMAND_TIMEOUT)),
+        Via::Direct => Box::new(direct(COMMAND_TIMEOUT)),
+        Via::Exec => Box::new(ExecTransport {
+            pods,
+            container: Some("redis".into()),
+            timeout: COMMAND_TIMEOUT,
+        }),
+    }
+}
+
+/// A StatefulSet that runs a Redis Cluster, with the shape its spec asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTarget {
+    pub namespace: String,
+    pub statefulset: String,
+    pub masters: usize,
+    pub replicas_per_master: usize,
+}
+
+impl ClusterTarget {
+    /// Reads the shape from the annotations `render` puts on a RedisCluster's StatefulSet; plain
+    /// StatefulSets (the single-Redis seed) have none and are not clusters.
+    pub fn of(statefulset: &Value) -> Option<ClusterTarget> {
+        let annotations = &statefulset["metadata"]["annotations"];
+        let number = |key: &str| annotations[key].as_str()?.parse::<usize>().ok();
+        Some(ClusterTarget {
+            namespace: statefulset["metadata"]["namespace"].as_str()?.to_string(),
+            statefulset: statefulset["metadata"]["name"].as_str()?.to_string(),
+            masters: number(MASTERS_ANNOTATION)?,
+            replicas_per_master: number(REPLICAS_PER_MASTER_ANNOTATION)?,
+        })
+    }
+
+    pub async fn topology(&self, client: &Client) -> anyhow::Result<Topology> {
+        topology_from_kube(
+            client.clone(),
+            &self.namespace,
+            &self.statefulset,
+            self.masters,
+            self.replicas_per_master,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot read the pods of StatefulSet {}/{}",
+                self.namespace, self.statefulset
+            )
+        })
+    }
+}
+
+/// Forms, resumes, heals or grows the cluster until it is healthy.
+pub async fn converge(
+    client: &Client,
+    target: &ClusterTarget,
+    via: Via,
+    timeout: Duration,
+) -> anyhow::Result<FormOutcome> {
+    let topology = target.topology(client).await?;
+    let transport = transport(via, client, &target.namespace);
+    let options = FormOptions {
+        timeout,
+        ..FormOptions::default()
+    };
+    ensure_cluster(transport.as_ref(), &topology, &options).await
+}
+
+/// Before a StatefulSet shrinks: moves the departing masters' slots (with their keys) to the
+/// pods that stay and makes every node forget the departing ones.
+pub async fn drain_before_shrink(
+    client: &Client,
+    current: &ClusterTarget,
+    keep_pods: usize,
+    masters: usize,
+    via: Via,
+    timeout: Duration,
+) -> anyhow::Result<ScaleInOutcome> {
+    let topology = current.topology(client).await?;
+    let transport = transport(via, client, &current.namespace);
+    let options = FormOptions {
+        timeout,
+        ..FormOptions::default()
+    };
+    scale_in(transport.as_ref(), &topology, keep_pods, masters, &options).await
+}
+
+/// Verifies without changing anything.
+pub async fn verify(client: &Client, target: &ClusterTarget, via: Via) -> anyhow::Result<Report> {
+    let topology = target.topology(client).await?;
+    let transport = transport(via, client, &target.namespace);
+    Ok(verify_cluster(transport.as_ref(), &topology).await)
+}
+
+/// The cluster-mode StatefulSets kubectl-redis manages in a namespace, optionally by name.
+pub async fn find_targets(
+    client: &Client,
+    namespace: &str,
+    name: Option<&str>,
+) -> anyhow::Result<Vec<ClusterTarget>> {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let candidates: Vec<StatefulSet> = match name {
+        Some(name) => vec![api
+            .get_opt(name)
+            .await?
+            .with_context(|| format!("there is no StatefulSet {namespace}/{name}"))?],
+        None => {
+            api.list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")))
+                .await?
+                .items
+        }
+    };
+    let targets: Vec<ClusterTarget> = candidates
+        .iter()
+        .filter_map(|sts| {
+            let mut value = serde_json::to_value(sts).ok()?;
+            value["metadata"]["namespace"] = namespace.into();
+            ClusterTarget::of(&value)
+        })
+        .collect();
+    if let (Some(name), true) = (name, targets.is_empty()) {
+        anyhow::bail!(
+            "StatefulSet {namespace}/{name} is not a Redis Cluster managed by kubectl-redis (it has \
+             no {MASTERS_ANNOTATION} annotation)"
+        );
+    }
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cluster_shape_comes_from_the_rendered_annotations() {
+        let sts = json!({"metadata": {"name": "r", "namespace": "ns", "annotations": {
+            MASTERS_ANNOTATION: "3", REPLICAS_PER_MASTER_ANNOTATION: "1"}}});
+        assert_eq!(
+            ClusterTarget::of(&sts),
+            Some(ClusterTarget {
+                namespace: "ns".into(),
+                statefulset: "r".into(),
+                masters: 3,
+                replicas_per_master: 1
+            })
+        );
+        assert_eq!(
+            ClusterTarget::of(&json!({"metadata": {"name": "redis", "namespace": "ns"}})),
+            None
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! Verify a cluster from one observation: plain data for `status` (text and `-o json`) and for the
+//! formation wait. Every problem names the pod and the reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::nodes::{ranges_to_string, to_ranges, SLOTS};
+use super::observe::Observation;
+use super::topology::Topology;
+
+/// One finding about one pod (or the cluster as a whole when `pod` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub pod: Option<String>,
+    /// Stable machine-readable kind: `unreachable`, `uncovered-slots`, `slot-map-disagrees`,
+    /// `state-not-ok`, `link-down`, `node-failing`, `stale-address`, `unknown-node`, `missing-node`,
+    /// `no-replica`, `replica-link-down`, `replica-same-node`, `not-in-cluster`, `open-slot`, `shape`.
+    pub kind: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.pod {
+            Some(p) => write!(f, "{p}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// One row of the status table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodRow {
+    pub name: String,
+    pub ip: Option<String>,
+    pub node: Option<String>,
+    /// `master`, `replica`, `none` (not in the cluster) or `unreachable`.
+    pub role: String,
+    /// For a replica, the pod it replicates.
+    pub master: Option<String>,
+    pub slots: usize,
+    pub slot_ranges: String,
+    pub keys: Option<u64>,
+    /// `ok`, or what is wrong with its links (cluster bus, replication).
+    pub link: String,
+    pub pvc: String,
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub healthy: bool,
+    /// The one-line verdict printed first.
+    pub headline: String,
+    pub masters: usize,
+    pub replicas: usize,
+    pub slots_covered: usize,
+    pub pods: Vec<PodRow>,
+    /// Failures: any of these makes verify fail (exit 1).
+    pub problems: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+}
+
+fn finding(pod: Option<&str>, kind: &str, message: String) -> Finding {
+    Finding {
+        pod: pod.map(str::to_string),
+        kind: kind.into(),
+        message,
+    }
+}
+
+/// Judge the cluster as observed.
+pub fn verify(topo: &Topology, obs: &Observation) -> Report {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let pod_of = obs.pod_of_id();
+    let name_of = |id: &str| {
+        pod_of
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| format!("node {}", &id[..id.len().min(8)]))
+    };
+    let ip_of: BTreeMap<&str, &str> = obs
+        .pods
+        .iter()
+        .filter_map(|p| Some((p.pod.name.as_str(), p.pod.ip.as_deref()?)))
+        .collect();
+
+    for p in &obs.pods {
+        if let Some(e) = &p.error {
+            problems.push(finding(Some(&p.pod.name), "unreachable", e.clone()));
+        }
+    }
+    let live: Vec<_> = obs.pods.iter().filter(|p| p.ok()).collect();
+
+    // Slot maps: the most common one is the reference; others are named with the difference.
+    let maps: Vec<Vec<Option<&str>>> = live.iter().map(|p| p.slot_map()).collect();
+    let mut counts: BTreeMap<&Vec<Option<&str>>, usize> = BTreeMap::new();
+    for m in &maps {
+        *counts.entry(m).or_default() += 1;
+    }
+    let reference = counts
+        .iter()
+        .max_by_key(|(_, c)| **c)
+        .map(|(m, _)| (*m).clone());
+    let mut slots_covered = 0;
+    if let Some(reference) = &reference {
+        // Covered: owned by a node no pod considers failed.
+        let failing: BTreeSet<&str> = live
+            .iter()
+            .flat_map(|p| {
+                p.nodes
+                    .iter()
+                    .filter(|n| n.has("fail"))
+                    .map(|n| n.id.as_str())
+            })
+            .collect();
+        let uncovered: Vec<u16> = (0..SLOTS)
+            .filter(|s| reference[*s as usize].is_none())
+            .collect();
+        let failed: Vec<u16> = (0..SLOTS)
+            .filter(|s| reference[*s as usize].is_some_and(|o| failing.contains(o)))
+            .collect();
+        slots_covered = SLOTS as usize - uncovered.len() - failed.len();
+        if !uncovered.is_empty() {
+            problems.push(finding(
+                None,
+                "uncovered-slots",
+                format!(
+                    "{} slots have no master: {}",
+                    uncovered.len(),
+                    ranges_to_string(&to_ranges(uncovered))
+                ),
+            ));
+        }
+        if !failed.is_empty() {
+            problems.push(finding(
+                None,
+                "uncovered-slots",
+                format!(
+                    "{} slots are served by a failed master: {}",
+                    failed.len(),
+                    ranges_to_string(&to_ranges(failed))
+                ),
+            ));
+        }
+        for (p, m) in live.iter().zip(&maps) {
+            if m == reference {
+                continue;
+            }
+            let diff: Vec<u16> = (0..SLOTS)
+                .filter(|s| m[*s as usize] != reference[*s as usize])
+                .collect();
+            let s0 = diff[0] as usize;
+            let who = |o: Option<&str>| o.map(&name_of).unwrap_or_else(|| "nobody".into());
+            problems.push(finding(
+                Some(&p.pod.name),
+                "slot-map-disagrees",
+                format!(
+                    "its slot map differs from the majority's in {} slots ({}): e.g. slot {s0} is {} here, {} elsewhere",
+                    diff.len(),
+                    ranges_to_string(&to_ranges(diff.iter().copied().take(2000))),
+                    who(m[s0]),
+                    who(reference[s0])
+                ),
+            ));
+        }
+    }
+
+    let distinct_nodes: BTreeSet<String> = topo
+        .pods
+        .iter()
+        .map(|p| p.node.clone().unwrap_or_else(|| format!("?{}", p.name)))
+        .collect();
+    let mut rows = Vec::new();
+    let mut masters = 0;
+    let mut replicas = 0;
+    for p in &obs.pods {
+        let name = p.pod.name.as_str();
+        let mut row = PodRow {
+            name: name.to_string(),
+            ip: p.pod.ip.clone(),
+            node: p.pod.node.clone(),
+            role: "unreachable".into(),
+            master: None,
+            slots: 0,
+            slot_ranges: "-".into(),
+            keys: None,
+            link: "-".into(),
+            pvc: p.pod.pvc.clone(),
+            id: p.id.clone(),
+        };
+        let Some(me) = p.myself().filter(|_| p.ok()) else {
+            rows.push(row);
+            continue;
+        };
+        row.keys = Some(p.keys);
+        row.slots = me.slot_count();
+        row.slot_ranges = ranges_to_string(&me.slots);
+        let mut link_issues: Vec<String> = Vec::new();
+        if !p.state_ok() {
+            let st = p
+                .info
+                .get("cluster_state")
+                .cloned()
+                .unwrap_or_else(|| "?".into());
+            problems.push(finding(
+                Some(name),
+                "state-not-ok",
+                format!(
+                    "cluster_state:{st} (it knows {} node(s), sees {} slot(s) assigned, {} ok)",
+                    p.info
+                        .get("cluster_known_nodes")
+                        .map(String::as_str)
+                        .unwrap_or("?"),
+                    p.info
+                        .get("cluster_slots_assigned")
+                        .map(String::as_str)
+                        .unwrap_or("?"),
+                    p.info
+                        .get("cluster_slots_ok")
+                        .map(String::as_str)
+                        .unwrap_or("?"),
+                ),
+            ));
+        }
+        for (slot, to) in &me.migrating {
+            problems.push(finding(
+                Some(name),
+                "open-slot",
+                format!("slot {slot} is half-migrated to {}", name_of(to)),
+            ));
+        }
+        for (slot, from) in &me.importing {
+            problems.push(finding(
+                Some(name),
+                "open-slot",
+                format!("slot {slot} is half-imported from {}", name_of(from)),
+            ));
+        }
+        for n in p.nodes.iter().filter(|n| !n.is_myself()) {
+            if n.in_handshake() {
+                link_issues.push(format!("handshake with {}:{}", n.ip, n.port));
+                problems.push(finding(
+                    Some(name),
+                    "link-down",
+                    format!("still in handshake with {}:{}", n.ip, n.port),
+                ));
+                continue;
+            }
+            let Some(peer) = pod_of.get(&n.id) else {
+                problems.push(finding(
+                    Some(name),
+                    "unknown-node",
+                    format!(
+                        "knows node {} at {}:{} ({}) which is none of the pods",
+                        n.id,
+                        n.ip,
+                        n.port,
+                        n.flags.join(",")
+                    ),
+                ));
+                continue;
+            };
+            let want_ip = ip_of.get(peer.as_str()).copied();
+            if n.no_addr() || want_ip.is_some_and(|ip| ip != n.ip) {
+                link_issues.push(format!("stale address for {peer}"));
+                problems.push(finding(
+                    Some(name),
+                    "stale-address",
+                    format!(
+                        "has {peer} at {} but its pod IP is {}",
+                        if n.no_addr() {
+                            "no address".to_string()
+                        } else {
+                            n.ip.clone()
+                        },
+                        want_ip.unwrap_or("unknown")
+                    ),
+                ));
+            }
+            if !n.link_connected {
+                link_issues.push(format!("{peer} disconnected"));
+                problems.push(finding(
+                    Some(name),
+                    "link-down",
+                    format!("cluster bus link to {peer} is disconnected"),
+                ));
+            }
+            if n.failing() {
+                let how = if n.has("fail") {
+                    "fail"
+                } else {
+                    "fail? (pfail)"
+                };
+                problems.push(finding(
+                    Some(name),
+                    "node-failing",
+                    format!("sees {peer} as {how}"),
+                ));
+            }
+        }
+        for other in obs.pods.iter().filter(|o| o.pod.name != name) {
+            if let Some(oid) = &other.id {
+                if p.view_of(oid).is_none() {
+                    link_issues.push(format!("does not know {}", other.pod.name));
+                    problems.push(finding(
+                        Some(name),
+                        "missing-node",
+                        format!("does not know {} (node {oid})", other.pod.name),
+                    ));
+                }
+            }
+        }
+        if me.is_master() {
+            if me.slots.is_empty() {
+                let has_replicas = obs.pods.iter().any(|o| {
+                    o.myself().and_then(|m| m.master_id.as_deref()) == Some(me.id.as_str())
+                });
+                row.role = if has_replicas {
+                    "master".into()
+                } else {
+                    "none".into()
+                };
+                if !has_replicas {
+                    problems.push(finding(
+                        Some(name),
+                        "not-in-cluster",
+                        "is a master without slots or replicas".into(),
+                    ));
+                } else {
+                    masters += 1;
+                }
+            } else {
+                row.role = "master".into();
+                masters += 1;
+            }
+        } else if me.is_replica() {
+            row.role = "replica".into();
+            replicas += 1;
+            let master_id = me.master_id.clone().unwrap_or_default();
+            let master = pod_of.get(&master_id).cloned();
+            row.master = Some(master.clone().unwrap_or_else(|| name_of(&master_id)));
+            if p.master_link_up == Some(false) {
+                link_issues.push("replication link down".into());
+                problems.push(finding(
+                    Some(name),
+                    "replica-link-down",
+                    format!(
+                        "replication from {} is not up (master_link_status:down)",
+                        row.master.as_deref().unwrap_or("?")
+                    ),
+                ));
+            }
+            if let Some(m) = master.as_deref().and_then(|m| topo.pod(m)) {
+                if m.node.is_some() && m.node == p.pod.node {
+                    warnings.push(finding(
+                        Some(name),
+                        "replica-same-node",
+                        format!(
+                            "replicates {} on the same Kubernetes node {}: losing that node loses both",
+                            m.name,
+                            m.node.as_deref().unwrap_or("")
+                        ),
+                    ));
+                }
+            }
+        }
+        row.link = if link_issues.is_empty() {
+            "ok".into()
+        } else {
+            link_issues.join("; ")
+        };
+        rows.push(row);
+    }
+
+    // Every master that serves slots needs a replica that is connected, on another node if the
+    // cluster spans more than one.
+    for p in &live {
+        let Some(me) = p.myself() else { continue };
+        if !me.is_master() || me.slots.is_empty() {
+            continue;
+        }
+        let reps: Vec<_> = live
+            .iter()
+            .filter(|o| o.myself().and_then(|m| m.master_id.as_deref()) == Some(me.id.as_str()))
+            .collect();
+        let connected: Vec<_> = reps
+            .iter()
+            .filter(|o| o.master_link_up == Some(true))
+            .collect();
+        if connected.is_empty() {
+            problems.push(finding(
+                Some(&p.pod.name),
+                "no-replica",
+                if reps.is_empty() {
+                    "master has no replica".into()
+                } else {
+                    format!(
+                        "master has no connected replica ({} not in sync yet)",
+                        reps.iter()
+                            .map(|o| o.pod.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+            ));
+        } else if distinct_nodes.len() > 1
+            && connected
+                .iter()
+                .all(|o| o.pod.node.is_some() && o.pod.node == p.pod.node)
+        {
+            problems.push(finding(
+                Some(&p.pod.name),
+                "no-replica",
+                format!(
+                    "master has no connected replica on another Kubernetes node (all on {})",
+                    p.pod.node.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+    }
+    if masters != topo.masters && problems.is_empty() {
+        warnings.push(finding(
+            None,
+            "shape",
+            format!(
+                "{masters} masters serve slots, the spec asks for {}",
+                topo.masters
+            ),
+        ));
+    }
+
+    let healthy = problems.is_empty();
+    let summary =
+        format!("{masters} masters, {replicas} replicas, {slots_covered}/{SLOTS} slots covered");
+    let headline = if healthy {
+        format!("Cluster healthy: {summary}")
+    } else {
+        format!(
+            "Cluster unhealthy ({} problem{}): {summary}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        )
+    };
+    Report {
+        healthy,
+        headline,
+        masters,
+        replicas,
+        slots_covered,
+        pods: rows,
+        problems,
+        warnings,
+    }
+}

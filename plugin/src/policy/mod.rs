@@ -1,0 +1,188 @@
+//! Policy: evaluates the rendered bundle with WebAssembly policy modules (built-in and the user's).
+//!
+//! The ABI a module implements is documented in `policies/README.md`. The host side here:
+//! [`engine`] compiles, sandboxes and calls modules; [`cache`] keeps compiled modules on disk;
+//! [`settings`] reads `--policy-settings`; [`waiver`] applies written-reason exceptions;
+//! [`location`] maps findings back to file:line of the spec.
+
+pub mod builtin;
+pub mod cache;
+pub mod engine;
+pub mod location;
+pub mod settings;
+pub mod waiver;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use engine::{EngineOptions, Limits, Policy, PolicyEngine, PolicyError, PolicyErrorKind};
+pub use settings::PolicySettings;
+pub use waiver::Waiver;
+
+use crate::source::Location;
+
+/// The ABI versions this host speaks.
+pub const SUPPORTED_ABI: &[i32] = &[1];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Deny,
+    Warn,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Deny => "deny",
+            Severity::Warn => "warn",
+        }
+    }
+}
+
+/// A rule a module declares in its metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleInfo {
+    pub id: String,
+    pub severity: Severity,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// What a module says about itself (`kr_metadata`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metadata {
+    pub abi: i32,
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    pub rules: Vec<RuleInfo>,
+}
+
+/// The object a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn of(object: &Value) -> ObjectRef {
+        let s = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        ObjectRef {
+            api_version: s("/apiVersion").unwrap_or_default(),
+            kind: s("/kind").unwrap_or_default(),
+            namespace: s("/metadata/namespace"),
+            name: s("/metadata/name").unwrap_or_default(),
+        }
+    }
+
+    /// Same object, ignoring apiVersion (a policy may not know the group version).
+    pub fn matches(&self, object: &Value) -> bool {
+        let other = ObjectRef::of(object);
+        other.kind == self.kind && other.name == self.name && other.namespace == self.namespace
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{} (namespace {ns})", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// Why a finding does not count: the waiver and its written reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suppression {
+    pub reason: String,
+    /// Where the waiver was written (annotation or spec field).
+    pub source: String,
+}
+
+/// One finding of one policy, validated by the host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The policy (module) name from its metadata.
+    pub policy: String,
+    pub rule: String,
+    pub severity: Severity,
+    pub object: ObjectRef,
+    /// JSON pointer into the rendered object.
+    pub path: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Value>,
+    /// The spec file and line the finding points at, where known.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "location::serialize"
+    )]
+    pub location: Option<Location>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppression>,
+}
+
+impl Finding {
+    /// A deny-level finding that is not waived: it makes `check` exit 2.
+    pub fn blocks(&self) -> bool {
+        self.severity == Severity::Deny && self.suppressed.is_none()
+    }
+}
+
+/// How one module's run went.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyRun {
+    pub policy: String,
+    pub module: String,
+    pub version: String,
+    #[serde(serialize_with = "micros")]
+    pub duration: Duration,
+    pub findings: usize,
+}
+
+fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros() as u64)
+}
+
+/// Everything the policies said about a bundle.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub policies: Vec<PolicyRun>,
+    /// All rules of the policies that ran, for SARIF and waiver validation.
+    #[serde(skip)]
+    pub rules: Vec<(String, RuleInfo)>,
+}
+
+impl Report {
+    pub fn blocking(&self) -> usize {
+        self.findings.iter().filter(|f| f.blocks()).count()
+    }
+
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.suppressed.is_none() && f.severity == severity)
+            .count()
+    }
+
+    pub fn suppressed(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.suppressed.is_some())
+            .count()
+    }
+}

@@ -1,0 +1,226 @@
+//! Healing after pods come back with new IPs, and the failover drill, with real data.
+
+mod cluster_support;
+
+use std::time::{Duration, Instant};
+
+use cluster_support::{fast, TestCluster};
+use kubectl_redis::cluster::form::ensure_cluster;
+use kubectl_redis::cluster::nodes::parse_nodes;
+use kubectl_redis::cluster::status::render_text;
+use kubectl_redis::cluster::transport::{call, cmd};
+use kubectl_redis::cluster::{verify_cluster, wait_healthy};
+
+const NODES: [&str; 6] = ["node-a", "node-b", "node-c", "node-a", "node-b", "node-c"];
+const KEYS: u32 = 10_000;
+
+async fn formed_with_keys(net: &str) -> (TestCluster, Vec<u32>) {
+    let c = TestCluster::start(net, &NODES, 3, 1);
+    let out = ensure_cluster(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(out.report.healthy);
+    let written = c.write_keys(0..KEYS, false).await;
+    assert_eq!(written.len(), KEYS as usize);
+    // Spread across slots and masters.
+    let slots: std::collections::BTreeSet<u16> = (0..KEYS)
+        .map(|k| kubectl_redis::cluster::key_slot(cluster_support::key(k).as_bytes()))
+        .collect();
+    assert!(slots.len() > 7000, "only {} slots used", slots.len());
+    // Let the replicas catch up before anything is killed.
+    wait_healthy(&c.t, &c.topo, &fast()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut synced = true;
+        for i in 0..6 {
+            let n = c.call(i, cmd(["DBSIZE"])).await.int().unwrap();
+            synced &= n > 0;
+        }
+        let total: i64 = futures::future::join_all((0..6).map(|i| c.call(i, cmd(["DBSIZE"]))))
+            .await
+            .iter()
+            .map(|r| r.int().unwrap())
+            .sum();
+        if synced && total == 2 * KEYS as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas never caught up: {total} keys in total"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (c, written)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing() {
+    let (mut c, keys) = formed_with_keys("127.72.1").await;
+    // A master is recreated with a new IP; update-node.sh fixes its own line, gossip the rest.
+    let master = c
+        .topo
+        .pods
+        .iter()
+        .position(|p| verify_rows_role(&c, &p.name) == "master");
+    let i = master.unwrap();
+    c.restart_pod_at(i, "127.72.1.110");
+    let report = wait_healthy(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(report.healthy, "{}", render_text(&report));
+    // Every other node has the new address.
+    for j in (0..6).filter(|j| *j != i) {
+        let text = c.nodes_text(j).await;
+        assert!(
+            text.contains("127.72.1.110:6379"),
+            "pod {j} does not know the new address:\n{text}"
+        );
+    }
+    let missing = c.missing_keys(&keys).await;
+    assert!(
+        missing.is_empty(),
+        "{} keys lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+}
+
+fn verify_rows_role(c: &TestCluster, pod: &str) -> String {
+    let rt = tokio::runtime::Handle::current();
+    let report = tokio::task::block_in_place(|| rt.block_on(verify_cluster(&c.t, &c.topo)));
+    report
+        .pods
+        .iter()
+        .find(|r| r.name == pod)
+        .unwrap()
+        .role
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_pods_back_with_new_ips_are_reintroduced_and_lose_nothing() {
+    let (mut c, keys) = formed_with_keys("127.72.2").await;
+    // Every pod is recreated at once. The new addresses reuse old ones in a rotation (pod i gets
+    // pod i+1's old IP) plus fresh ones, the nasty case where a stale address now answers with
+    // another node's id.
+    let old: Vec<String> = c.procs.iter().map(|p| p.ip.clone()).collect();
+    for p in c.procs.iter_mut() {
+        p.kill();
+    }
+    let restarted = Instant::now();
+    for i in 0..6 {
+        let ip = if i % 2 == 0 {
+            old[(i + 1) % 6].clone()
+        } else {
+            format!("127.72.2.{}", 100 + i)
+        };
+        c.restart_pod_at(i, &ip);
+    }
+    // update-node.sh alone is not enough: peers are stale everywhere.
+    let report = verify_cluster(&c.t, &c.topo).await;
+    assert!(!report.healthy);
+    assert!(
+        report.problems.iter().any(|p| p.kind == "stale-address"),
+        "{}",
+        render_text(&report)
+    );
+
+    let out = ensure_cluster(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let healed = restarted.elapsed();
+    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(
+        out.actions.iter().any(|a| a.contains("CLUSTER MEET")),
+        "{:?}",
+        out.actions
+    );
+    assert!(
+        !out.actions
+            .iter()
+            .any(|a| a.contains("ADDSLOTS") || a.contains("RESET")),
+        "{:?}",
+        out.actions
+    );
+    eprintln!(
+        "all-pods-restart heal: {healed:?} from restart to healthy (plugin run {} ms)",
+        out.elapsed_ms
+    );
+    for i in 0..6 {
+        let nodes = parse_nodes(&c.nodes_text(i).await).unwrap();
+        for n in nodes {
+            assert!(
+                c.procs.iter().any(|p| p.ip == n.ip),
+                "pod {i} still has a stale address {}",
+                n.ip
+            );
+        }
+    }
+    let missing = c.missing_keys(&keys).await;
+    assert!(
+        missing.is_empty(),
+        "{} keys lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_drill_loses_no_acknowledged_write() {
+    let c = TestCluster::start("127.72.3", &NODES, 3, 1);
+    let out = ensure_cluster(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let plan = out.plan.unwrap();
+    let acked = c.write_keys(0..3000, true).await;
+    assert!(!acked.is_empty());
+
+    let victim = plan.masters[0].pod.clone();
+    let replica = plan
+        .replicas
+        .iter()
+        .find(|r| r.master == victim)
+        .unwrap()
+        .pod
+        .clone();
+    let (vi, ri) = (c.index_of(&victim), c.index_of(&replica));
+    let mut c = c;
+    c.procs[vi].kill();
+    let killed = Instant::now();
+    // The replica must take over; deadline well past cluster-node-timeout plus the election.
+    let deadline = killed + Duration::from_millis(cluster_support::NODE_TIMEOUT_MS * 10);
+    loop {
+        let role = call(&c.t, &c.addr(ri), cmd(["INFO", "replication"]))
+            .await
+            .unwrap()
+            .text()
+            .unwrap();
+        let info = call(&c.t, &c.addr(ri), cmd(["CLUSTER", "INFO"]))
+            .await
+            .unwrap()
+            .text()
+            .unwrap();
+        if role.contains("role:master") && info.contains("cluster_state:ok") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{replica} never took over from {victim}:\n{role}\n{info}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "failover: {replica} took over {:?} after {victim} was killed (cluster-node-timeout {} ms)",
+        killed.elapsed(),
+        cluster_support::NODE_TIMEOUT_MS
+    );
+    let missing = c.missing_keys(&acked).await;
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}

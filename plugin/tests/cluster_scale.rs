@@ -1,0 +1,210 @@
+//! Scale 3 → 4 masters and back with 10,000 keys: slots move with their keys, nothing is lost.
+
+mod cluster_support;
+
+use cluster_support::{fast, TestCluster};
+use kubectl_redis::cluster::form::ensure_cluster;
+use kubectl_redis::cluster::nodes::parse_nodes;
+use kubectl_redis::cluster::status::render_text;
+use kubectl_redis::cluster::transport::cmd;
+use kubectl_redis::cluster::{scale_in, verify_cluster};
+
+const NODES: [&str; 6] = ["node-a", "node-b", "node-c", "node-a", "node-b", "node-c"];
+const KEYS: u32 = 10_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_to_four_masters_and_back_without_losing_a_key() {
+    let mut c = TestCluster::start("127.73.1", &NODES, 3, 1);
+    ensure_cluster(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let keys = c.write_keys(0..KEYS, false).await;
+
+    // Scale out: two more pods, four masters.
+    c.add_pod("node-d");
+    c.add_pod("node-a");
+    c.topo.masters = 4;
+    let out = ensure_cluster(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert_eq!(out.report.masters, 4, "{}", render_text(&out.report));
+    assert_eq!(out.report.replicas, 4);
+    for row in out.report.pods.iter().filter(|r| r.role == "master") {
+        assert!(
+            (4095..=4097).contains(&row.slots),
+            "{} has {} slots:\n{}",
+            row.name,
+            row.slots,
+            render_text(&out.report)
+        );
+    }
+    assert!(
+        out.actions.iter().any(|a| a.contains("MIGRATE")),
+        "no keys moved? {:?}",
+        out.actions.len()
+    );
+    let missing = c.missing_keys(&keys).await;
+    assert!(
+        missing.is_empty(),
+        "{} keys lost after scale-out, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+    // Re-running is a no-op.
+    assert!(
+        ensure_cluster(&c.t, &c.topo, &fast())
+            .await
+            .unwrap()
+            .already_healthy
+    );
+
+    // Scale in: drain and forget pods 6 and 7 first, only then shrink.
+    let ids: Vec<String> = futures::future::join_all((6..8).map(|i| c.nodes_text(i)))
+        .await
+        .iter()
+        .map(|t| {
+            parse_nodes(t)
+                .unwrap()
+                .into_iter()
+                .find(|n| n.is_myself())
+                .unwrap()
+                .id
+        })
+        .collect();
+    let out = scale_in(&c.t, &c.topo, 6, 3, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert_eq!(out.report.masters, 3);
+    assert_eq!(
+        out.departed,
+        vec!["redis-cluster-6".to_string(), "redis-cluster-7".to_string()]
+    );
+    c.remove_last_pod();
+    c.remove_last_pod();
+    c.topo.masters = 3;
+    let report = verify_cluster(&c.t, &c.topo).await;
+    assert!(report.healthy, "{}", render_text(&report));
+    for row in report.pods.iter().filter(|r| r.role == "master") {
+        assert!(
+            (5460..=5462).contains(&row.slots),
+            "{} has {} slots",
+            row.name,
+            row.slots
+        );
+    }
+    for i in 0..6 {
+        let text = c.nodes_text(i).await;
+        for id in &ids {
+            assert!(
+                !text.contains(id.as_str()),
+                "pod {i} still knows departed node {id}"
+            );
+        }
+        let info = c.call(i, cmd(["CLUSTER", "INFO"])).await.text().unwrap();
+        assert!(info.contains("cluster_known_nodes:6"), "pod {i}: {info}");
+    }
+    let missing = c.missing_keys(&keys).await;
+    assert!(
+        missing.is_empty(),
+        "{} keys lost after scale-in, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_migrated_slot_is_finished_without_losing_keys() {
+    let c = TestCluster::start("127.73.2", &NODES, 3, 1);
+    let out = ensure_cluster(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let keys = c.write_keys(0..KEYS, false).await;
+    // Pick the busiest slot of the first master and move half its keys to the second by hand,
+    // then stop, as if a previous run had crashed mid-migration.
+    let plan = out.plan.unwrap();
+    let (a, b) = (
+        c.index_of(&plan.masters[0].pod),
+        c.index_of(&plan.masters[1].pod),
+    );
+    let (lo, hi) = plan.masters[0].ranges[0];
+    let mut by_slot: std::collections::BTreeMap<u16, Vec<u32>> = std::collections::BTreeMap::new();
+    for k in &keys {
+        by_slot
+            .entry(kubectl_redis::cluster::key_slot(
+                cluster_support::key(*k).as_bytes(),
+            ))
+            .or_default()
+            .push(*k);
+    }
+    let (slot, slot_keys) = by_slot
+        .into_iter()
+        .filter(|(s, _)| (lo..=hi).contains(s))
+        .max_by_key(|(_, ks)| ks.len())
+        .unwrap();
+    assert!(slot_keys.len() >= 2);
+    let id = |i: usize| {
+        let c = &c;
+        async move {
+            parse_nodes(&c.nodes_text(i).await)
+                .unwrap()
+                .into_iter()
+                .find(|n| n.is_myself())
+                .unwrap()
+                .id
+        }
+    };
+    let (ida, idb) = (id(a).await, id(b).await);
+    let s = slot.to_string();
+    c.call(
+        b,
+        cmd(["CLUSTER", "SETSLOT", s.as_str(), "IMPORTING", ida.as_str()]),
+    )
+    .await;
+    c.call(
+        a,
+        cmd(["CLUSTER", "SETSLOT", s.as_str(), "MIGRATING", idb.as_str()]),
+    )
+    .await;
+    let ipb = c.procs[b].ip.clone();
+    let first = cluster_support::key(slot_keys[0]);
+    c.call(
+        a,
+        cmd(["MIGRATE", ipb.as_str(), "6379", first.as_str(), "0", "5000"]),
+    )
+    .await;
+
+    let report = verify_cluster(&c.t, &c.topo).await;
+    assert!(
+        report.problems.iter().any(|p| p.kind == "open-slot"),
+        "{}",
+        render_text(&report)
+    );
+    let t0 = std::time::Instant::now();
+    let out = ensure_cluster(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("ensure took {:?}: {:?}", t0.elapsed(), out.actions);
+    assert!(out.report.healthy, "{}", render_text(&out.report));
+    let owner = parse_nodes(&c.nodes_text(0).await)
+        .unwrap()
+        .into_iter()
+        .find(|n| n.slots.iter().any(|&(x, y)| x <= slot && slot <= y))
+        .unwrap()
+        .id;
+    assert_eq!(
+        owner, idb,
+        "slot {slot} should have finished moving to its target"
+    );
+    let missing = c.missing_keys(&keys).await;
+    assert!(
+        missing.is_empty(),
+        "{} keys lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+}

@@ -1,0 +1,164 @@
+//! The Redis step of `apply` and `status`, end to end through the binary against the local test
+//! cluster, whose pods run real redis-server processes.
+
+mod e2e_support;
+
+use e2e_support::{keys, Env};
+use localcluster::Options;
+
+const CLUSTER: &str = "specs/redis-cluster.yaml";
+const SELECTOR: &str = "app=redis-cluster";
+
+fn apply(env: &Env) {
+    env.ok(&["apply", "-f", CLUSTER, "--yes", "--timeout", "120s"]);
+}
+
+#[test]
+fn apply_forms_a_topology_aware_cluster_and_status_reports_it() {
+    let env = Env::start_with(Options {
+        nodes: 3,
+        ..Options::default()
+    });
+    let out = env.run(&["apply", "-f", CLUSTER, "--yes", "--timeout", "120s"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("Cluster healthy: 3 masters, 3 replicas, 16384/16384 slots covered"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("CLUSTER ADDSLOTS") || out.stderr.contains("ADDSLOTS"),
+        "{}",
+        out.stderr
+    );
+
+    let text = env.ok(&["status"]);
+    assert!(
+        text.starts_with("Cluster healthy: 3 masters, 3 replicas, 16384/16384 slots covered"),
+        "{text}"
+    );
+
+    let (code, report) = env.status_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["healthy"], true);
+    let pods = report["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 6);
+    let node_of = |name: &str| pods.iter().find(|p| p["name"] == name).unwrap()["node"].clone();
+    let mut slots = 0;
+    for pod in pods {
+        match pod["role"].as_str().unwrap() {
+            "master" => slots += pod["slots"].as_u64().unwrap(),
+            "replica" => assert_ne!(
+                pod["node"],
+                node_of(pod["master"].as_str().unwrap()),
+                "a replica never shares its master's Kubernetes node when others exist: {pod}"
+            ),
+            other => panic!("unexpected role {other}"),
+        }
+    }
+    assert_eq!(slots, 16384);
+
+    // A second apply finds the cluster formed and changes nothing.
+    let again = env.run(&["apply", "-f", CLUSTER, "--yes"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("verified, nothing to do"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn status_works_through_every_transport() {
+    let env = Env::start();
+    apply(&env);
+    for via in ["port-forward", "direct", "exec"] {
+        let (code, report) = env.status_json(&["--via", via]);
+        assert_eq!(code, 0, "--via {via}: {report}");
+        assert_eq!(report["slots_covered"], 16384, "--via {via}");
+    }
+}
+
+#[test]
+fn all_pods_restarting_at_once_is_healed_without_losing_keys() {
+    let env = Env::start();
+    apply(&env);
+    let before = env.pod_ips(SELECTOR, 6);
+    tokio_block_on(keys::write(&before, 10_000));
+
+    // Every pod comes back at once with a new IP: update-node.sh fixes each pod's own address,
+    // but every peer address in every nodes.conf is stale.
+    for pod in 0..6 {
+        env.cluster
+            .delete_pod("default", &format!("redis-cluster-{pod}"))
+            .unwrap();
+    }
+    let after = loop {
+        let ips = env.pod_ips(SELECTOR, 6);
+        if ips.iter().all(|ip| !before.contains(ip)) {
+            break ips;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let (code, report) = env.status_json(&[]);
+    assert_eq!(
+        code, 1,
+        "status fails on a cluster with stale addresses: {report}"
+    );
+    assert!(!report["problems"].as_array().unwrap().is_empty());
+
+    apply(&env);
+    let (code, report) = env.status_json(&[]);
+    assert_eq!(code, 0, "healed: {report}");
+    let (code, report) = env.status_json(&[]);
+    let missing = tokio_block_on(keys::missing(&after, 10_000));
+    assert!(
+        missing.is_empty(),
+        "{} of 10000 keys lost, e.g. {:?}; status {code}: {report}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[test]
+fn one_pod_back_with_a_new_ip_is_fixed_by_update_node() {
+    let env = Env::start();
+    apply(&env);
+    let before = env.pod_ips(SELECTOR, 6);
+    tokio_block_on(keys::write(&before, 10_000));
+    env.cluster
+        .delete_pod("default", "redis-cluster-1")
+        .unwrap();
+
+    // No plugin action: update-node.sh rewrites the pod's own address and gossip spreads it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (code, report) = env.status_json(&[]);
+        if code == 0 {
+            let ips = env.pod_ips(SELECTOR, 6);
+            assert_ne!(ips[1], before[1], "the pod came back with a new IP");
+            let missing = tokio_block_on(keys::missing(&ips, 10_000));
+            assert!(
+                missing.is_empty(),
+                "{} of 10000 keys lost, e.g. {:?}; status: {report}",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            );
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not healthy after a single pod restart: {report}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+fn tokio_block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}

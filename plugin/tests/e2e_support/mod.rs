@@ -1,0 +1,337 @@
+//! Shared by the end-to-end tests: a local cluster with its kubeconfig, and the real binary.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use localcluster::{LocalCluster, Options};
+
+pub struct Env {
+    pub cluster: LocalCluster,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Env {
+    pub fn start() -> Env {
+        Env::start_with(Options::default())
+    }
+
+    pub fn start_with(mut options: Options) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        options.kubeconfig = Some(kubeconfig.clone());
+        let cluster = LocalCluster::start(options).expect("the local cluster starts");
+        Env {
+            cluster,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    }
+
+    /// Runs `kubectl-redis --kubeconfig ... ARGS` from the repository root, without colour.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_kubeconfig(&self.kubeconfig, args)
+    }
+
+    pub fn run_with_kubeconfig(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+        let output = Command::new(env!("CARGO_BIN_EXE_kubectl-redis"))
+            .current_dir(self.repo())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--color", "never"])
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        let out = Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        out
+    }
+
+    /// Runs and expects exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.code, 0,
+            "kubectl-redis {args:?} failed:\n{}\n{}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    }
+
+    /// The real kubectl against this cluster; expects success, returns trimmed stdout.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// `kubectl apply --server-side` of a manifest from stdin, as another field manager would.
+    /// (`kubectl create` sends protobuf, which the local cluster does not speak.)
+    pub fn kubectl_apply(&self, manifest: &str) {
+        use std::io::Write as _;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args([
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "someone-else",
+                "-f",
+                "-",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    pub fn kubectl_status(&self, args: &[&str]) -> i32 {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+            .unwrap_or(-1)
+    }
+
+    pub fn running_pods(&self, selector: &str) -> usize {
+        self.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            selector,
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ])
+        .split_whitespace()
+        .filter(|phase| *phase == "Running")
+        .count()
+    }
+}
+
+/// Writes a copy of the seed's cluster spec with text replaced; returns its path.
+pub fn spec_with(env: &Env, name: &str, replacements: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(env.repo().join("specs/redis-cluster.yaml")).unwrap();
+    for (from, to) in replacements {
+        assert!(text.contains(from), "the seed spec has `{from}`");
+        text = text.replace(from, to);
+    }
+    let path = env.dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Keys written straight to the masters that own their slots, read back the same way, through
+/// the plugin's own direct transport (the test runs where the pod IPs are reachable).
+pub mod keys {
+    use std::collections::BTreeMap;
+
+    use kubectl_redis::cluster::nodes::parse_nodes;
+    use kubectl_redis::cluster::resp::Reply;
+    use kubectl_redis::cluster::transport::cmd;
+    use kubectl_redis::cluster::{direct, key_slot, PodAddr, RedisTransport};
+
+    pub fn key(i: u32) -> String {
+        format!("key:{i}")
+    }
+
+    pub fn value(i: u32) -> String {
+        format!("value-{i}")
+    }
+
+    fn addr(ip: &str) -> PodAddr {
+        PodAddr {
+            name: ip.to_string(),
+            ip: ip.to_string(),
+            port: 6379,
+        }
+    }
+
+    /// slot → IP of the master serving it, as the first pod sees it.
+    async fn owners(transport: &dyn RedisTransport, ips: &[String]) -> Vec<String> {
+        let reply = transport
+            .pipeline(&addr(&ips[0]), &[cmd(["CLUSTER", "NODES"])])
+            .await
+            .unwrap();
+        let nodes = parse_nodes(&reply[0].text().unwrap()).unwrap();
+        let mut map = vec![String::new(); 16384];
+        for node in nodes.iter().filter(|n| n.is_master()) {
+            for &(first, last) in &node.slots {
+                for slot in first..=last {
+                    map[slot as usize] = node.ip.clone();
+                }
+            }
+        }
+        assert!(
+            map.iter().all(|ip| !ip.is_empty()),
+            "every slot has a master"
+        );
+        map
+    }
+
+    async fn by_master(
+        ips: &[String],
+        count: u32,
+    ) -> (Box<dyn RedisTransport>, BTreeMap<String, Vec<u32>>) {
+        let transport: Box<dyn RedisTransport> =
+            Box::new(direct(std::time::Duration::from_secs(10)));
+        let owners = owners(transport.as_ref(), ips).await;
+        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for i in 0..count {
+            groups
+                .entry(owners[key_slot(key(i).as_bytes()) as usize].clone())
+                .or_default()
+                .push(i);
+        }
+        (transport, groups)
+    }
+
+    /// SET key:0..count, pipelined per master.
+    pub async fn write(ips: &[String], count: u32) {
+        let (transport, groups) = by_master(ips, count).await;
+        for (ip, keys) in groups {
+            for chunk in keys.chunks(1000) {
+                let cmds: Vec<_> = chunk
+                    .iter()
+                    .map(|i| cmd(["SET".to_string(), key(*i), value(*i)]))
+                    .collect();
+                let replies = transport.pipeline(&addr(&ip), &cmds).await.unwrap();
+                assert!(
+                    replies.iter().all(|r| *r == Reply::Status("OK".into())),
+                    "writes to {ip} succeed"
+                );
+            }
+            wait_until_in_aof(transport.as_ref(), &ip).await;
+        }
+    }
+
+    /// With `appendfsync everysec` Redis acknowledges a write before it reaches the AOF file (for
+    /// up to 2 s while an fsync is in flight), so a process killed in that window loses it on every
+    /// node at once: Redis's documented durability, not the plugin's doing. The tests wait until
+    /// the writes are in the file before they kill pods, as an application that needs the
+    /// guarantee must (WAITAOF, from Redis 7.2).
+    async fn wait_until_in_aof(transport: &dyn RedisTransport, ip: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let reply = transport
+                .pipeline(&addr(ip), &[cmd(["INFO", "persistence"])])
+                .await
+                .unwrap();
+            let info = reply[0].text().unwrap();
+            if info.contains("aof_buffer_length:0") && info.contains("aof_pending_bio_fsync:0") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{ip} never flushed its AOF:\n{info}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The keys among key:0..count that are missing or wrong.
+    pub async fn missing(ips: &[String], count: u32) -> Vec<u32> {
+        let (transport, groups) = by_master(ips, count).await;
+        let mut missing = Vec::new();
+        for (ip, keys) in groups {
+            for chunk in keys.chunks(1000) {
+                let cmds: Vec<_> = chunk
+                    .iter()
+                    .map(|i| cmd(["GET".to_string(), key(*i)]))
+                    .collect();
+                let replies = transport.pipeline(&addr(&ip), &cmds).await.unwrap();
+                for (i, reply) in chunk.iter().zip(replies) {
+                    if reply != Reply::Bulk(value(*i).into_bytes()) {
+                        missing.push(*i);
+                    }
+                }
+            }
+        }
+        missing
+    }
+}
+
+impl Env {
+    /// The pods' IPs in ordinal order, once all `count` are Running with an IP.
+    pub fn pod_ips(&self, selector: &str, count: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ips: Vec<String> = self
+                .kubectl(&[
+                    "get",
+                    "pods",
+                    "-l",
+                    selector,
+                    "--sort-by=.metadata.name",
+                    "-o",
+                    "jsonpath={range .items[?(@.status.phase==\"Running\")]}{.status.podIP} {end}",
+                ])
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if ips.len() == count {
+                return ips;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{count} pods Running: got {ips:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// `status -o json` for the one cluster, with its exit code.
+    pub fn status_json(&self, extra: &[&str]) -> (i32, serde_json::Value) {
+        let mut args = vec!["status", "-o", "json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let json: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("status -o json: {e}: {}{}", out.stdout, out.stderr));
+        (out.code, json[0]["report"].clone())
+    }
+}

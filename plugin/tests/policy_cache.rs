@@ -1,0 +1,151 @@
+//! The compiled-module cache: a warm load deserializes instead of compiling, and a damaged entry
+//! is recompiled and replaced, never trusted.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use kubectl_redis::policy::cache::ModuleCache;
+use kubectl_redis::policy::{EngineOptions, Limits, PolicyEngine, PolicySettings};
+use kubectl_redis::render::{Bundle, RenderedObject};
+
+const OUT: &str = r#"{"findings":[{"rule":"r","severity":"deny","object":{"apiVersion":"v1","kind":"ConfigMap","name":"cm"},"path":"/data","message":"cached"}]}"#;
+const META: &str =
+    r#"{"abi":1,"name":"cached","version":"1","rules":[{"id":"r","severity":"deny"}]}"#;
+
+fn module() -> Vec<u8> {
+    let esc = |s: &str| s.replace('"', "\\\"");
+    let wat = format!(
+        r#"(module (memory (export "memory") 2)
+  (data (i32.const 0) "{meta}") (data (i32.const 1024) "{{\"ok\":true}}") (data (i32.const 2048) "{out}")
+  (func $pack (param i32 i32) (result i64) (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32)) (i64.extend_i32_u (local.get 1))))
+  (func (export "kr_abi_version") (result i32) (i32.const 1))
+  (func (export "kr_alloc") (param i32) (result i32) (i32.const 65536))
+  (func (export "kr_metadata") (result i64) (call $pack (i32.const 0) (i32.const {ml})))
+  (func (export "kr_validate_settings") (param i32 i32) (result i64) (call $pack (i32.const 1024) (i32.const 11)))
+  (func (export "kr_evaluate") (param i32 i32) (result i64) (call $pack (i32.const 2048) (i32.const {ol}))))"#,
+        meta = esc(META),
+        ml = META.len(),
+        out = esc(OUT),
+        ol = OUT.len()
+    );
+    wat::parse_str(wat).expect("WAT parses")
+}
+
+fn engine(dir: &Path) -> PolicyEngine {
+    PolicyEngine::new(EngineOptions {
+        limits: Limits::default(),
+        cache_dir: Some(dir.to_path_buf()),
+    })
+    .expect("engine starts")
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("modules"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Loads the module through a fresh engine and checks it still works.
+fn load_and_run(dir: &Path) {
+    let engine = engine(dir);
+    let policy = engine.load("cached.wasm", &module()).expect("loads");
+    let object =
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}});
+    let bundle = Bundle {
+        objects: vec![RenderedObject {
+            object,
+            origin: Default::default(),
+        }],
+        ..Default::default()
+    };
+    let report = engine
+        .evaluate(&bundle, &[policy], &PolicySettings::default())
+        .expect("evaluates");
+    assert_eq!(report.findings[0].message, "cached");
+}
+
+#[test]
+fn a_warm_load_uses_the_entry_without_rewriting_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    load_and_run(dir.path());
+    let files = entries(dir.path());
+    assert_eq!(
+        files.len(),
+        1,
+        "one entry, no temporary files left: {files:?}"
+    );
+    assert!(files[0].extension().is_some_and(|e| e == "cwasm"));
+    let before = std::fs::metadata(&files[0]).expect("entry").ino();
+    load_and_run(dir.path());
+    // A compile would have written a new file and renamed it over the entry.
+    assert_eq!(std::fs::metadata(&files[0]).expect("entry").ino(), before);
+    assert_eq!(entries(dir.path()), files);
+}
+
+#[test]
+fn a_corrupt_entry_is_recompiled_and_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    load_and_run(dir.path());
+    let entry = entries(dir.path()).remove(0);
+    let good = std::fs::read(&entry).expect("entry");
+
+    // One flipped byte in the compiled code: the checksum catches it.
+    let mut flipped = good.clone();
+    let at = flipped.len() / 2;
+    flipped[at] ^= 0xff;
+    for damaged in [
+        flipped,
+        good[..good.len() / 3].to_vec(),
+        b"garbage".to_vec(),
+        Vec::new(),
+    ] {
+        std::fs::write(&entry, &damaged).expect("damage the entry");
+        load_and_run(dir.path());
+        let now = std::fs::read(&entry).expect("entry rewritten");
+        assert_eq!(now.len(), good.len(), "the entry is rewritten whole");
+        assert!(now.starts_with(b"KRWASMC1"));
+    }
+}
+
+#[test]
+fn an_unwritable_cache_only_costs_a_compile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A file where the cache directory should be: nothing can be written under it.
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, b"not a directory").expect("write");
+    load_and_run(&blocked);
+}
+
+#[test]
+fn the_cache_directory_follows_the_environment() {
+    // The only test in this binary that touches the environment.
+    let saved: Vec<_> = ["KUBECTL_REDIS_CACHE_DIR", "XDG_CACHE_HOME", "HOME"]
+        .iter()
+        .map(|k| (*k, std::env::var_os(k)))
+        .collect();
+    std::env::set_var("KUBECTL_REDIS_CACHE_DIR", "/tmp/kr-cache");
+    std::env::set_var("XDG_CACHE_HOME", "/tmp/xdg");
+    std::env::set_var("HOME", "/home/someone");
+    assert_eq!(
+        ModuleCache::default_dir(),
+        Some(PathBuf::from("/tmp/kr-cache"))
+    );
+    std::env::remove_var("KUBECTL_REDIS_CACHE_DIR");
+    assert_eq!(
+        ModuleCache::default_dir(),
+        Some(PathBuf::from("/tmp/xdg/kubectl-redis"))
+    );
+    std::env::set_var("XDG_CACHE_HOME", "relative/ignored");
+    assert_eq!(
+        ModuleCache::default_dir(),
+        Some(PathBuf::from("/home/someone/.cache/kubectl-redis"))
+    );
+    for (k, v) in saved {
+        match v {
+            Some(v) => std::env::set_var(k, v),
+            None => std::env::remove_var(k),
+        }
+    }
+}

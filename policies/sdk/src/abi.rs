@@ -1,0 +1,112 @@
+//! The guest side of the ABI (policies/README.md). Pointers are wasm32 addresses; results are
+//! packed as `(ptr << 32) | len` of a UTF-8 JSON document the module leaves in its memory.
+
+use std::cell::RefCell;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::{Finding, Input, PolicySettings, Rule};
+
+thread_local! {
+    // The last panic message: with panic=abort the module traps right after the hook runs, and the
+    // host reads this through `kr_panic_message` to say why.
+    static PANIC: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Hands the host a buffer of `len` bytes; ownership passes back with the next call that takes it.
+pub fn alloc(len: u32) -> u32 {
+    let mut buf = Vec::<u8>::with_capacity(len as usize);
+    let ptr = buf.as_mut_ptr();
+    std::mem::forget(buf);
+    ptr as usize as u32
+}
+
+/// Takes back a buffer filled by the host.
+///
+/// # Safety
+/// `ptr` must come from [`alloc`] with capacity `len`, filled by the host.
+unsafe fn take(ptr: u32, len: u32) -> Vec<u8> {
+    Vec::from_raw_parts(ptr as usize as *mut u8, len as usize, len as usize)
+}
+
+fn emit<T: Serialize>(value: &T) -> u64 {
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|e| {
+        serde_json::to_vec(&json!({ "error": format!("cannot encode output: {e}") }))
+            .unwrap_or_default()
+    });
+    let bytes = bytes.into_boxed_slice();
+    let len = bytes.len() as u64;
+    let ptr = Box::into_raw(bytes) as *mut u8 as usize as u64;
+    (ptr << 32) | len
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string().into_bytes();
+        PANIC.with(|p| *p.borrow_mut() = msg);
+    }));
+}
+
+pub fn panic_message() -> u64 {
+    let msg = PANIC.with(|p| p.borrow().clone());
+    emit(&json!({ "message": String::from_utf8_lossy(&msg) }))
+}
+
+pub fn metadata(name: &str, version: &str, rules: &[Rule]) -> u64 {
+    emit(&json!({ "abi": crate::ABI_VERSION, "name": name, "version": version, "rules": rules }))
+}
+
+fn parse_settings<S: PolicySettings>(settings: &Value) -> Result<S, String> {
+    let settings = if settings.is_null() {
+        json!({})
+    } else {
+        settings.clone()
+    };
+    let parsed: S = serde_json::from_value(settings).map_err(|e| e.to_string())?;
+    parsed.validate()?;
+    Ok(parsed)
+}
+
+pub fn validate_settings<S: PolicySettings>(ptr: u32, len: u32) -> u64 {
+    install_panic_hook();
+    // SAFETY: the host filled a buffer it got from `kr_alloc(len)`.
+    let bytes = unsafe { take(ptr, len) };
+    let result = serde_json::from_slice::<Value>(&bytes)
+        .map_err(|e| format!("settings are not JSON: {e}"))
+        .and_then(|v| parse_settings::<S>(&v).map(|_| ()));
+    match result {
+        Ok(()) => emit(&json!({ "ok": true })),
+        Err(e) => emit(&json!({ "ok": false, "error": e })),
+    }
+}
+
+pub fn evaluate<S: PolicySettings>(
+    ptr: u32,
+    len: u32,
+    rules: &[Rule],
+    f: fn(&Input, &S) -> Vec<Finding>,
+) -> u64 {
+    install_panic_hook();
+    // SAFETY: the host filled a buffer it got from `kr_alloc(len)`.
+    let bytes = unsafe { take(ptr, len) };
+    let input: Input = match serde_json::from_slice(&bytes) {
+        Ok(input) => input,
+        Err(e) => return emit(&json!({ "error": format!("input is not a bundle: {e}") })),
+    };
+    drop(bytes);
+    if input.abi != crate::ABI_VERSION {
+        return emit(
+            &json!({ "error": format!("input is ABI {}, module speaks {}", input.abi, crate::ABI_VERSION) }),
+        );
+    }
+    let settings = match parse_settings::<S>(&input.settings) {
+        Ok(s) => s,
+        Err(e) => return emit(&json!({ "error": format!("invalid settings: {e}") })),
+    };
+    let findings = f(&input, &settings);
+    debug_assert!(findings
+        .iter()
+        .all(|f| rules.iter().any(|r| r.id == f.rule)));
+    emit(&json!({ "findings": findings }))
+}

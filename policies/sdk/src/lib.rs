@@ -1,0 +1,228 @@
+//! SDK for kubectl-redis policy modules.
+//!
+//! A policy is a `cdylib` crate built for `wasm32-unknown-unknown`. It declares its rules and a
+//! settings type, and writes one function from the rendered bundle to findings; [`kr_policy!`]
+//! generates the ABI exports (see `policies/README.md`), so an author never touches pointers.
+//!
+//! ```ignore
+//! use kr_policy_sdk::prelude::*;
+//!
+//! #[derive(Default, Deserialize)]
+//! #[serde(default, deny_unknown_fields)]
+//! struct Settings { forbidden: Vec<String> }
+//! impl PolicySettings for Settings {}
+//!
+//! const NO_LATEST: Rule = Rule::deny("no-latest", "Images are pinned");
+//!
+//! kr_policy!(name: "example", rules: [NO_LATEST], settings: Settings, evaluate: evaluate);
+//!
+//! fn evaluate(input: &Input, _: &Settings) -> Vec<Finding> {
+//!     let mut out = Vec::new();
+//!     for w in input.workloads() {
+//!         for c in w.containers() {
+//!             if c.image().ends_with(":latest") {
+//!                 out.push(NO_LATEST.finding(w.object, c.pointer("/image"), "image uses :latest"));
+//!             }
+//!         }
+//!     }
+//!     out
+//! }
+//! ```
+
+pub mod abi;
+pub mod k8s;
+pub mod quantity;
+pub mod redis_conf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use serde_json::json;
+
+/// The ABI version this SDK implements; the host refuses modules with another one.
+pub const ABI_VERSION: i32 = 1;
+
+pub mod prelude {
+    pub use crate::k8s::{Container, Workload};
+    pub use crate::{json, kr_policy, Finding, Input, ObjectRef, PolicySettings, Rule, Severity};
+    pub use serde::Deserialize;
+    pub use serde_json::Value;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Blocks: `check` exits 2.
+    Deny,
+    /// Reported, does not change the exit code.
+    Warn,
+}
+
+/// A rule a policy declares in its metadata; every finding names one.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub description: &'static str,
+}
+
+impl Rule {
+    pub const fn deny(id: &'static str, description: &'static str) -> Rule {
+        Rule {
+            id,
+            severity: Severity::Deny,
+            description,
+        }
+    }
+
+    pub const fn warn(id: &'static str, description: &'static str) -> Rule {
+        Rule {
+            id,
+            severity: Severity::Warn,
+            description,
+        }
+    }
+
+    /// A finding of this rule at its declared severity.
+    pub fn finding(
+        &self,
+        object: &Value,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            rule: self.id.to_string(),
+            severity: self.severity,
+            object: ObjectRef::of(object),
+            path: path.into(),
+            message: message.into(),
+            fix: None,
+        }
+    }
+}
+
+/// Identifies a Kubernetes object of the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn of(object: &Value) -> ObjectRef {
+        let s = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        ObjectRef {
+            api_version: s("/apiVersion").unwrap_or_default(),
+            kind: s("/kind").unwrap_or_default(),
+            namespace: s("/metadata/namespace"),
+            name: s("/metadata/name").unwrap_or_default(),
+        }
+    }
+}
+
+/// One violation: which rule, where (object + JSON pointer into it), why, and optionally how to fix
+/// it (RFC 6902 JSON patch operations against that object).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub severity: Severity,
+    pub object: ObjectRef,
+    pub path: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Vec<Value>>,
+}
+
+impl Finding {
+    pub fn with_severity(mut self, severity: Severity) -> Finding {
+        self.severity = severity;
+        self
+    }
+
+    pub fn with_fix(mut self, ops: Vec<Value>) -> Finding {
+        self.fix = Some(ops);
+        self
+    }
+}
+
+/// What the host passes to `kr_evaluate`: the whole rendered bundle.
+#[derive(Debug, Deserialize)]
+pub struct Input {
+    pub abi: i32,
+    pub objects: Vec<Value>,
+    #[serde(default)]
+    pub settings: Value,
+}
+
+/// A policy's settings: deserialized from the `--policy-settings` entry named after the policy
+/// (an empty object when there is none) and validated when the module loads.
+pub trait PolicySettings: DeserializeOwned {
+    /// Checks beyond the shape serde already enforces.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Generates the module's ABI exports. See the crate docs for an example.
+#[macro_export]
+macro_rules! kr_policy {
+    (name: $name:expr, rules: [$($rule:expr),* $(,)?], settings: $settings:ty, evaluate: $evaluate:path $(,)?) => {
+        const _: () = {
+            const RULES: &[$crate::Rule] = &[$($rule),*];
+
+            #[cfg(target_arch = "wasm32")]
+            #[no_mangle]
+            pub extern "C" fn kr_abi_version() -> i32 {
+                $crate::ABI_VERSION
+            }
+
+            #[cfg(target_arch = "wasm32")]
+            #[no_mangle]
+            pub extern "C" fn kr_alloc(len: u32) -> u32 {
+                $crate::abi::alloc(len)
+            }
+
+            #[cfg(target_arch = "wasm32")]
+            #[no_mangle]
+            pub extern "C" fn kr_metadata() -> u64 {
+                $crate::abi::metadata($name, env!("CARGO_PKG_VERSION"), RULES)
+            }
+
+            #[cfg(target_arch = "wasm32")]
+            #[no_mangle]
+            pub extern "C" fn kr_validate_settings(ptr: u32, len: u32) -> u64 {
+                $crate::abi::validate_settings::<$settings>(ptr, len)
+            }
+
+            #[cfg(target_arch = "wasm32")]
+            #[no_mangle]
+            pub extern "C" fn kr_evaluate(ptr: u32, len: u32) -> u64 {
+                $crate::abi::evaluate::<$settings>(ptr, len, RULES, $evaluate)
+            }
+
+            #[cfg(target_arch = "wasm32")]
+            #[no_mangle]
+            pub extern "C" fn kr_panic_message() -> u64 {
+                $crate::abi::panic_message()
+            }
+
+            // Native builds (cargo check/test on the host) still type-check the evaluate function.
+            #[cfg(not(target_arch = "wasm32"))]
+            #[allow(dead_code)]
+            fn __kr_evaluate(input: &$crate::Input, settings: &$settings) -> Vec<$crate::Finding> {
+                let _ = ($name, RULES);
+                $evaluate(input, settings)
+            }
+        };
+    };
+}
