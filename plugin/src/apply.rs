@@ -62,6 +62,8 @@ pub struct ApplyArgs {
     /// with them, depending on the reclaim policy).
     #[arg(long)]
     pub delete_volumes: bool,
+    #[command(flatten)]
+    pub policy: crate::check::PolicyArgs,
 }
 
 /// `kubectl redis apply`.
@@ -75,10 +77,11 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcom
             (connection, plan)
         }
         None => {
-            let prepared = plan::prepare(global, &args.files, args.delete_volumes).await?;
-            if prepared.blocked {
+            let Some(prepared) =
+                plan::prepare(global, &args.files, &args.policy, args.delete_volumes).await?
+            else {
                 return Ok(Outcome::Findings);
-            }
+            };
             (prepared.connection, prepared.plan)
         }
     };

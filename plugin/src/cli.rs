@@ -23,6 +23,12 @@ pub enum Command {
   kubectl redis render -f specs/redis-single/ -o json
   cat cluster.yaml | kubectl redis render -f -")]
     Render(crate::render::RenderArgs),
+    /// Check a spec against the policies (built-in and --policy modules), offline.
+    #[command(after_help = "Examples:
+  kubectl redis check -f specs/redis-cluster.yaml
+  kubectl redis check -f specs/ -o sarif > results.sarif
+  kubectl redis check -f cluster.yaml --policy my-rules.wasm --policy-settings settings.yaml")]
+    Check(crate::check::CheckArgs),
     /// Show what apply would change in the live cluster, computed by a server-side dry run.
     Plan(crate::plan::PlanArgs),
     /// Converge the live cluster on the spec (or a saved plan) and form the Redis cluster.

@@ -3,13 +3,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use kubectl_redis::cli::{Cli, Command};
 use kubectl_redis::error::Outcome;
-use kubectl_redis::{apply, cluster, completion, destroy, plan, render};
+use kubectl_redis::{apply, check, cluster, completion, destroy, plan, render};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, args),
+        Command::Check(args) => check::run(&cli.global, args),
         Command::Plan(args) => block_on(plan::run(&cli.global, args)),
         Command::Apply(args) => block_on(apply::run(&cli.global, args)),
         Command::Destroy(args) => block_on(destroy::run(&cli.global, args)),

@@ -7,6 +7,7 @@
 //! two round trips, however many objects there are.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -46,6 +47,8 @@ pub struct PlanArgs {
     /// Also plan to delete PersistentVolumes and claims the spec no longer declares.
     #[arg(long)]
     pub delete_volumes: bool,
+    #[command(flatten)]
+    pub policy: crate::check::PolicyArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
@@ -62,16 +65,16 @@ pub struct Prepared {
     pub connection: Connection,
     pub bundle: Bundle,
     pub plan: Plan,
-    /// Deny-level policy findings were reported: plan and apply stop with exit 2.
-    pub blocked: bool,
 }
 
 /// The shared front half of `plan` and `apply`: load, render, check policies, compute the plan.
+/// Deny-level findings stop it before it talks to the cluster.
 pub async fn prepare(
     global: &GlobalArgs,
     files: &[std::path::PathBuf],
+    policy: &crate::check::PolicyArgs,
     delete_volumes: bool,
-) -> anyhow::Result<Prepared> {
+) -> anyhow::Result<Option<Prepared>> {
     let spec = spec::load(files)?;
     let connection = kubeapi::connect(global).await?;
     let bundle = render::render(
@@ -79,21 +82,41 @@ pub async fn prepare(
         global.namespace.as_deref(),
         &connection.default_namespace,
     )?;
+    let report = crate::check::evaluate(&bundle, policy)?;
+    if report.blocking() > 0 {
+        let color = style::use_color(global.color, std::io::stderr().is_terminal());
+        eprint!("{}", crate::output::text(&report, color));
+        eprintln!(
+            "Policy violations block this change; nothing was planned or written. Fix the spec, \
+             or waive a rule with a written reason (see `kubectl redis check --help`)."
+        );
+        return Ok(None);
+    }
+    let warnings = report.count(crate::policy::Severity::Warn);
+    if warnings > 0 {
+        eprintln!(
+            "Policies: {warnings} warning(s); `kubectl redis check -f {}` shows them.",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" -f ")
+        );
+    }
     let plan = compute(&connection, &bundle, delete_volumes).await?;
-    Ok(Prepared {
+    Ok(Some(Prepared {
         connection,
         bundle,
         plan,
-        blocked: false,
-    })
+    }))
 }
 
 /// `kubectl redis plan`.
 pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Outcome> {
-    let prepared = prepare(global, &args.files, args.delete_volumes).await?;
-    if prepared.blocked {
+    let Some(prepared) = prepare(global, &args.files, &args.policy, args.delete_volumes).await?
+    else {
         return Ok(Outcome::Findings);
-    }
+    };
     let plan = &prepared.plan;
     match args.output {
         PlanFormat::Text => {

@@ -617,3 +617,25 @@ fn kubeconfig_flags_and_variable_work_like_kubectl() {
         contradicting.stderr
     );
 }
+
+#[test]
+fn deny_findings_block_plan_and_apply_before_any_write() {
+    let env = Env::start();
+    let spec = spec_with(
+        &env,
+        "latest.yaml",
+        &[("redis:5.0.1-alpine", "redis:latest")],
+    );
+    env.cluster.reset_request_counts();
+    let plan = env.run(&["plan", "-f", &spec]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    assert!(plan.stderr.contains("image-pinned"), "{}", plan.stderr);
+    let apply = env.run(&["apply", "-f", &spec, "--yes"]);
+    assert_eq!(apply.code, 2, "{}", apply.stderr);
+    let counts = env.cluster.request_counts();
+    assert_eq!(
+        counts.writes + counts.dry_run_writes,
+        0,
+        "policies run before the cluster is touched: {counts:?}"
+    );
+}
