@@ -72,3 +72,31 @@ fn version_matches_cargo() {
         format!("kubectl-redis v{}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn help_shows_kubectl_usage_and_an_example_for_every_command() {
+    for command in [
+        "render",
+        "check",
+        "plan",
+        "apply",
+        "status",
+        "destroy",
+        "completion",
+        "version",
+    ] {
+        let help = kubectl_redis_stdout(&[command, "--help"]);
+        assert!(
+            help.contains(&format!("Usage: kubectl redis {command}")),
+            "{command}:\n{help}"
+        );
+        assert!(
+            help.contains("Example"),
+            "{command} has an example:\n{help}"
+        );
+        assert!(
+            help.contains(&format!("kubectl redis {command}")),
+            "{command}:\n{help}"
+        );
+    }
+}

@@ -162,3 +162,45 @@ fn tokio_block_on<F: std::future::Future>(future: F) -> F::Output {
         .unwrap()
         .block_on(future)
 }
+
+#[test]
+fn destroy_keeps_the_data_and_a_later_apply_brings_the_cluster_back() {
+    let env = Env::start();
+    apply(&env);
+    tokio_block_on(keys::write(&env.pod_ips(SELECTOR, 6), 10_000));
+
+    let out = env.ok(&["destroy", "-f", CLUSTER, "--yes"]);
+    assert!(
+        out.contains("PersistentVolume redis01 has reclaimPolicy Retain"),
+        "{out}"
+    );
+    assert_eq!(env.running_pods(SELECTOR), 0);
+    assert_eq!(
+        env.kubectl_status(&["get", "statefulset", "redis-cluster"]),
+        1
+    );
+    let claims = env.kubectl(&["get", "pvc", "-o", "name"]);
+    assert_eq!(claims.lines().count(), 6, "claims kept: {claims}");
+
+    apply(&env);
+    let (code, report) = env.status_json(&[]);
+    assert_eq!(code, 0, "{report}");
+    let missing = tokio_block_on(keys::missing(&env.pod_ips(SELECTOR, 6), 10_000));
+    assert!(
+        missing.is_empty(),
+        "{} of 10000 keys lost after destroy and re-apply",
+        missing.len()
+    );
+
+    env.ok(&["destroy", "-f", CLUSTER, "--yes", "--delete-volumes"]);
+    let left = env.kubectl(&[
+        "get",
+        "pv,pvc,cm,svc,sts",
+        "-A",
+        "-l",
+        "app.kubernetes.io/managed-by=kubectl-redis",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(left, "", "nothing owned by the plugin is left");
+}

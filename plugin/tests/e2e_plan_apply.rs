@@ -22,15 +22,7 @@ fn cluster_seed_plans_applies_and_replans_clean() {
         "{plan}"
     );
 
-    env.ok(&[
-        "apply",
-        "-f",
-        CLUSTER,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(CLUSTER);
     assert_eq!(env.running_pods("app=redis-cluster"), 6);
 
     let replan = env.run(&["plan", "-f", CLUSTER, "--detailed-exitcode"]);
@@ -62,15 +54,7 @@ fn single_seed_plans_and_applies_as_given() {
         plan.contains("Plan: 5 to add, 0 to change, 0 to replace, 0 to destroy."),
         "{plan}"
     );
-    env.ok(&[
-        "apply",
-        "-f",
-        SINGLE,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(SINGLE);
     assert_eq!(env.running_pods("app=redis"), 1);
     let replan = env.run(&["plan", "-f", SINGLE, "--detailed-exitcode"]);
     assert_eq!(replan.code, 0, "{}{}", replan.stdout, replan.stderr);
@@ -79,15 +63,7 @@ fn single_seed_plans_and_applies_as_given() {
 #[test]
 fn image_change_is_one_change_and_storage_change_is_a_refused_replace() {
     let env = Env::start();
-    env.ok(&[
-        "apply",
-        "-f",
-        CLUSTER,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(CLUSTER);
 
     let image = spec_with(
         &env,
@@ -113,7 +89,18 @@ fn image_change_is_one_change_and_storage_change_is_a_refused_replace() {
         plan.stdout
     );
 
-    let size = spec_with(&env, "size.yaml", &[("size: 1Gi", "size: 2Gi")]);
+    // The storage policy wants 1Gi; a written waiver lets the plan go ahead (and shows up).
+    let size = spec_with(
+        &env,
+        "size.yaml",
+        &[
+            ("size: 1Gi", "size: 2Gi"),
+            (
+                "  redisConfig:",
+                "  waivers:\n  - rule: storage\n    reason: this cluster needs 2Gi\n  redisConfig:",
+            ),
+        ],
+    );
     let plan = env.ok(&["plan", "-f", &size]);
     assert!(plan.contains("1 to replace"), "{plan}");
     assert!(
@@ -144,15 +131,7 @@ fn image_change_is_one_change_and_storage_change_is_a_refused_replace() {
 #[test]
 fn fields_edited_by_another_manager_show_as_conflict_and_drift() {
     let env = Env::start();
-    env.ok(&[
-        "apply",
-        "-f",
-        CLUSTER,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(CLUSTER);
     env.kubectl(&[
         "patch",
         "statefulset",
@@ -349,15 +328,7 @@ fn removed_objects_are_pruned_and_foreign_ones_left_alone() {
         std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
     }
     let spec = dir.to_str().unwrap();
-    env.ok(&[
-        "apply",
-        "-f",
-        spec,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(spec);
     // An object nobody told kubectl-redis about, sharing the spec's naming.
     env.kubectl_apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: redis-extra\n  namespace: default\ndata:\n  a: b\n");
 
@@ -375,15 +346,7 @@ fn removed_objects_are_pruned_and_foreign_ones_left_alone() {
         !plan.contains("redis-extra"),
         "unlabelled objects are not members: {plan}"
     );
-    env.ok(&[
-        "apply",
-        "-f",
-        spec,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(spec);
     assert!(
         env.kubectl_status(&["get", "configmap", "redis-config"]) != 0,
         "pruned"
@@ -407,15 +370,7 @@ fn removed_objects_are_pruned_and_foreign_ones_left_alone() {
 #[test]
 fn destroy_keeps_volumes_and_leaves_foreign_objects() {
     let env = Env::start();
-    env.ok(&[
-        "apply",
-        "-f",
-        SINGLE,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(SINGLE);
     // Replace the Service with one the plugin does not own, under the same name.
     env.kubectl(&["delete", "service", "redis"]);
     env.kubectl_apply(
@@ -465,15 +420,7 @@ fn destroy_keeps_volumes_and_leaves_foreign_objects() {
 #[test]
 fn a_config_change_rolls_the_pods() {
     let env = Env::start();
-    env.ok(&[
-        "apply",
-        "-f",
-        CLUSTER,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(CLUSTER);
     let revision = |env: &Env| {
         env.kubectl(&[
             "get",
@@ -498,15 +445,7 @@ fn a_config_change_rolls_the_pods() {
         plan.contains("redis.kubectl-redis.io/config-checksum"),
         "{plan}"
     );
-    env.ok(&[
-        "apply",
-        "-f",
-        &spec,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(&spec);
     assert_ne!(
         revision(&env),
         before,
@@ -539,15 +478,7 @@ fn an_apply_killed_midway_converges_on_the_next_run() {
     assert!(written < 9, "killed midway, after {written} of 9 writes");
     env.cluster.set_api_latency(std::time::Duration::ZERO);
 
-    env.ok(&[
-        "apply",
-        "-f",
-        CLUSTER,
-        "--yes",
-        "--skip-cluster-init",
-        "--timeout",
-        "60s",
-    ]);
+    env.apply_objects(CLUSTER);
     assert_eq!(env.running_pods("app=redis-cluster"), 6);
     assert_eq!(
         env.run(&["plan", "-f", CLUSTER, "--detailed-exitcode"])

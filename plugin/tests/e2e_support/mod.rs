@@ -78,6 +78,19 @@ impl Env {
         out.stdout
     }
 
+    /// `apply --yes` of the Kubernetes objects only (no Redis step), which must succeed.
+    pub fn apply_objects(&self, spec: &str) -> String {
+        self.ok(&[
+            "apply",
+            "-f",
+            spec,
+            "--yes",
+            "--skip-cluster-init",
+            "--timeout",
+            "60s",
+        ])
+    }
+
     /// The real kubectl against this cluster; expects success, returns trimmed stdout.
     pub fn kubectl(&self, args: &[&str]) -> String {
         let output = Command::new("kubectl")
