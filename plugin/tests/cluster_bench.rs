@@ -1,5 +1,5 @@
 //! Formation and heal timings against `redis-cli --cluster create`. Ignored by default; run with
-//! bench/formation.sh (release build, one at a time). Prints figures, asserts only correctness.
+//! plugin/benches/formation.sh (release build, one at a time). Prints figures, asserts only correctness.
 
 mod cluster_support;
 

@@ -326,8 +326,26 @@ impl TestCluster {
                     }
                 }
             }
+            self.wait_until_in_aof(&addr).await;
         }
         acked
+    }
+
+    /// With `appendfsync everysec` Redis acknowledges a write before it reaches the AOF file (for
+    /// up to 2 s while an fsync is in flight), so a process killed in that window loses it on every
+    /// node at once: Redis's documented durability, not the plugin's doing. Tests that kill
+    /// processes wait until the writes are in the file first.
+    async fn wait_until_in_aof(&self, addr: &PodAddr) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = self.t.pipeline(addr, &[cmd(["INFO", "persistence"])]).await.unwrap();
+            let info = reply[0].text().unwrap();
+            if info.contains("aof_buffer_length:0") && info.contains("aof_pending_bio_fsync:0") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{addr} never flushed its AOF:\n{info}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Read every key back; returns the keys missing or wrong.
