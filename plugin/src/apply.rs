@@ -142,9 +142,7 @@ async fn form_clusters(
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let outcome = step::converge(&connection.client, &target, via, left).await?;
-        for action in &outcome.actions {
-            eprintln!("  {action}");
-        }
+        show_actions(&target.statefulset, &outcome.actions);
         if outcome.already_healthy {
             eprintln!(
                 "Redis Cluster {}: verified, nothing to do.",
@@ -154,6 +152,27 @@ async fn form_clusters(
         println!("{}", outcome.report.headline);
     }
     Ok(())
+}
+
+/// The Redis commands that changed something: all of them with `-v`, else the first few and a
+/// count, since a slot move is one command per slot.
+fn show_actions(statefulset: &str, actions: &[String]) {
+    const SHOWN: usize = 12;
+    for action in actions {
+        tracing::info!("{statefulset}: {action}");
+    }
+    if tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    for action in actions.iter().take(SHOWN) {
+        eprintln!("  {action}");
+    }
+    if actions.len() > SHOWN {
+        eprintln!(
+            "  ... and {} more Redis commands (-v lists them all)",
+            actions.len() - SHOWN
+        );
+    }
 }
 
 /// Masters that a smaller StatefulSet would drop hand their slots and keys to the pods that stay

@@ -204,3 +204,51 @@ fn destroy_keeps_the_data_and_a_later_apply_brings_the_cluster_back() {
     ]);
     assert_eq!(left, "", "nothing owned by the plugin is left");
 }
+
+#[test]
+fn masters_scale_out_and_back_in_through_apply_without_losing_keys() {
+    let env = Env::start();
+    apply(&env);
+    tokio_block_on(keys::write(&env.pod_ips(SELECTOR, 6), 10_000));
+
+    let four = e2e_support::spec_with(&env, "four.yaml", &[("masters: 3", "masters: 4")]);
+    env.ok(&["apply", "-f", &four, "--yes", "--timeout", "120s"]);
+    let (code, report) = env.status_json(&[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["masters"], 4);
+    let slots: Vec<u64> = report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["role"] == "master")
+        .map(|p| p["slots"].as_u64().unwrap())
+        .collect();
+    assert!(
+        slots.iter().all(|s| (4000..=4200).contains(s)),
+        "balanced: {slots:?}"
+    );
+    let missing = tokio_block_on(keys::missing(&env.pod_ips(SELECTOR, 8), 10_000));
+    assert!(
+        missing.is_empty(),
+        "{} keys lost scaling out",
+        missing.len()
+    );
+
+    let plan = env.ok(&["plan", "-f", CLUSTER]);
+    assert!(
+        plan.contains("PersistentVolume redis07 is no longer in the spec but is KEPT"),
+        "{plan}"
+    );
+    env.ok(&["apply", "-f", CLUSTER, "--yes", "--timeout", "120s"]);
+    let (code, report) = env.status_json(&[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["masters"], 3);
+    assert_eq!(report["pods"].as_array().unwrap().len(), 6);
+    let missing = tokio_block_on(keys::missing(&env.pod_ips(SELECTOR, 6), 10_000));
+    assert!(missing.is_empty(), "{} keys lost scaling in", missing.len());
+    assert_eq!(
+        env.kubectl_status(&["get", "pv", "redis07"]),
+        0,
+        "the departed pods' volumes are kept"
+    );
+}
