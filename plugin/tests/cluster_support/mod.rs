@@ -338,12 +338,19 @@ impl TestCluster {
     async fn wait_until_in_aof(&self, addr: &PodAddr) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let reply = self.t.pipeline(addr, &[cmd(["INFO", "persistence"])]).await.unwrap();
+            let reply = self
+                .t
+                .pipeline(addr, &[cmd(["INFO", "persistence"])])
+                .await
+                .unwrap();
             let info = reply[0].text().unwrap();
             if info.contains("aof_buffer_length:0") && info.contains("aof_pending_bio_fsync:0") {
                 return;
             }
-            assert!(Instant::now() < deadline, "{addr} never flushed its AOF:\n{info}");
+            assert!(
+                Instant::now() < deadline,
+                "{addr} never flushed its AOF:\n{info}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
