@@ -81,7 +81,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let bundle = render::render(&spec, global.namespace.as_deref(), "default")?;
     let report = evaluate(&bundle, &args.policy)?;
     let color = args.output == ReportFormat::Text
-        && output::use_color(global.color, std::io::stdout().is_terminal());
+        && crate::style::use_color(global.color, std::io::stdout().is_terminal());
     let text = output::render(&report, args.output, color)?;
     {
         use std::io::Write;

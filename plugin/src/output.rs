@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use clap::ValueEnum;
 use serde_json::{json, Value};
 
-use crate::cli::ColorChoice;
 use crate::policy::{Finding, Report, Severity};
+use crate::style::Style;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -19,17 +19,6 @@ pub enum ReportFormat {
     Github,
 }
 
-/// `--color`: auto colours only a terminal, and never when NO_COLOR is set (no-color.org).
-pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    }
-}
-
 pub fn render(report: &Report, format: ReportFormat, color: bool) -> anyhow::Result<String> {
     Ok(match format {
         ReportFormat::Text => text(report, color),
@@ -37,18 +26,6 @@ pub fn render(report: &Report, format: ReportFormat, color: bool) -> anyhow::Res
         ReportFormat::Sarif => format!("{}\n", serde_json::to_string_pretty(&sarif(report))?),
         ReportFormat::Github => github(report),
     })
-}
-
-struct Style(bool);
-
-impl Style {
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.0 {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
 }
 
 fn mark(f: &Finding) -> (&'static str, &'static str, &'static str) {
