@@ -63,7 +63,6 @@ pub enum PlanFormat {
 /// A plan ready to show or apply, with the connection it was computed over.
 pub struct Prepared {
     pub connection: Connection,
-    pub bundle: Bundle,
     pub plan: Plan,
 }
 
@@ -104,11 +103,7 @@ pub async fn prepare(
         );
     }
     let plan = compute(&connection, &bundle, delete_volumes).await?;
-    Ok(Some(Prepared {
-        connection,
-        bundle,
-        plan,
-    }))
+    Ok(Some(Prepared { connection, plan }))
 }
 
 /// `kubectl redis plan`.
