@@ -1,7 +1,7 @@
 //! Rule 1: the Redis container names its ports `client` and `gossip`, and every Service that
 //! selects it exposes them with targetPorts that reach a container port.
 
-use kr_policy_sdk::k8s::{array_at, str_at, string_map};
+use kr_policy_sdk::k8s::{array_at, str_at};
 use kr_policy_sdk::prelude::*;
 
 #[derive(Deserialize)]
@@ -72,11 +72,8 @@ fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
             }
         }
         let labels = w.pod_labels();
-        for svc in input.of_kind("Service") {
-            let selector = string_map(svc, "/spec/selector");
-            if selector.is_empty() || !selector.iter().all(|kv| labels.contains(kv)) {
-                continue;
-            }
+        // Services whose (non-empty) selector picks these pods, from the index, in bundle order.
+        for svc in input.services_selecting(&labels) {
             let ports = array_at(svc, "/spec/ports");
             // Every Service port must land on a port some container of the workload listens on.
             for (i, p) in ports.iter().enumerate() {

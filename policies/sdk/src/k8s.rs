@@ -162,9 +162,7 @@ impl<'a> Workload<'a> {
                 .find(|(_, it)| str_at(it, "/path") == in_volume)?;
             (str_at(item, "/key").to_string(), Some(i))
         };
-        let config_map = input
-            .of_kind("ConfigMap")
-            .find(|o| name(o) == cm_name && namespace_eq(o, self.object));
+        let config_map = input.config_map(str_at(self.object, "/metadata/namespace"), cm_name);
         let text = config_map
             .and_then(|o| o.pointer(&format!("/data/{}", escape(&key))))
             .and_then(Value::as_str);
@@ -210,10 +208,6 @@ impl<'a> Workload<'a> {
         }
         None
     }
-}
-
-fn namespace_eq(a: &Value, b: &Value) -> bool {
-    str_at(a, "/metadata/namespace") == str_at(b, "/metadata/namespace")
 }
 
 /// A file a container sees, backed by a ConfigMap key.

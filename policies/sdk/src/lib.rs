@@ -30,6 +30,7 @@
 //! ```
 
 pub mod abi;
+pub mod index;
 pub mod k8s;
 pub mod quantity;
 pub mod redis_conf;
@@ -44,6 +45,7 @@ pub use serde_json::json;
 pub const ABI_VERSION: i32 = 1;
 
 pub mod prelude {
+    pub use crate::index::IndexedWorkload;
     pub use crate::k8s::{Container, Workload};
     pub use crate::{json, kr_policy, Finding, Input, ObjectRef, PolicySettings, Rule, Severity};
     pub use serde::Deserialize;
@@ -162,6 +164,9 @@ pub struct Input {
     pub objects: Vec<Value>,
     #[serde(default)]
     pub settings: Value,
+    /// Lookups over `objects`, built on first use (see [`index::Index`]).
+    #[serde(skip)]
+    index: std::cell::OnceCell<index::Index>,
 }
 
 /// A policy's settings: deserialized from the `--policy-settings` entry named after the policy

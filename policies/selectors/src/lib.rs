@@ -79,44 +79,49 @@ fn evaluate(input: &Input, _: &Settings) -> Vec<Finding> {
         }
         if w.kind() == "StatefulSet" {
             let svc = str_at(w.object, "/spec/serviceName");
-            if !svc.is_empty() && !input.of_kind("Service").any(|s| name(s) == svc) {
+            if !svc.is_empty() && !input.has_service_named(svc) {
                 out.push(SERVICE_NAME.finding(w.object, "/spec/serviceName", format!("serviceName `{svc}` is not a Service of the bundle; pods get no stable DNS names unless it exists")));
             }
         }
     }
-    for svc in input.of_kind("Service") {
+    // The pod templates, listed in the message of every Service that selects none (built once).
+    let mut pods_shown: Option<String> = None;
+    for svc in input.services() {
         let selector = string_map(svc, "/spec/selector");
         if selector.is_empty() || workloads.is_empty() {
             continue;
         }
-        let selects = |w: &Workload| {
-            let labels = w.pod_labels();
-            selector.iter().all(|kv| labels.contains(kv))
-        };
-        if !workloads.iter().any(selects) {
+        if !input
+            .workloads_selected_by(&selector)
+            .any(|w| w.workload.kind() != "Pod")
+        {
             let shown: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let pods: Vec<String> = workloads
-                .iter()
-                .map(|w| {
-                    format!(
-                        "{} `{}`: {}",
-                        w.kind(),
-                        name(w.object),
-                        w.pod_labels()
-                            .iter()
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )
-                })
-                .collect();
+            let pods = pods_shown.get_or_insert_with(|| {
+                input
+                    .indexed_workloads()
+                    .filter(|w| w.workload.kind() != "Pod")
+                    .map(|w| {
+                        format!(
+                            "{} `{}`: {}",
+                            w.workload.kind(),
+                            name(w.workload.object),
+                            w.labels
+                                .iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
             out.push(SELECTORS.finding(
                 svc,
                 "/spec/selector",
                 format!(
                     "selector {} matches no pod template ({})",
                     shown.join(","),
-                    pods.join("; ")
+                    pods
                 ),
             ));
         }
