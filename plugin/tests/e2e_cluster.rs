@@ -193,16 +193,11 @@ fn destroy_keeps_the_data_and_a_later_apply_brings_the_cluster_back() {
     );
 
     env.ok(&["destroy", "-f", CLUSTER, "--yes", "--delete-volumes"]);
-    let left = env.kubectl(&[
-        "get",
-        "pv,pvc,cm,svc,sts",
-        "-A",
-        "-l",
-        "app.kubernetes.io/managed-by=kubectl-redis",
-        "-o",
-        "name",
-    ]);
-    assert_eq!(left, "", "nothing owned by the plugin is left");
+    assert_eq!(
+        env.owned_objects(),
+        "",
+        "nothing owned by the plugin is left"
+    );
 }
 
 #[test]

@@ -405,16 +405,11 @@ fn destroy_keeps_volumes_and_leaves_foreign_objects() {
     );
 
     env.ok(&["destroy", "-f", SINGLE, "--yes", "--delete-volumes"]);
-    let left = env.kubectl(&[
-        "get",
-        "pv,pvc,cm,sts",
-        "-A",
-        "-l",
-        "app.kubernetes.io/managed-by=kubectl-redis",
-        "-o",
-        "name",
-    ]);
-    assert_eq!(left, "", "nothing owned by the plugin is left");
+    assert_eq!(
+        env.owned_objects(),
+        "",
+        "nothing owned by the plugin is left"
+    );
 }
 
 #[test]

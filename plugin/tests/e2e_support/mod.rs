@@ -140,6 +140,19 @@ impl Env {
         );
     }
 
+    /// Every object of the kinds kubectl-redis manages that carries its managed-by label.
+    pub fn owned_objects(&self) -> String {
+        self.kubectl(&[
+            "get",
+            "pv,pvc,cm,secret,svc,sts",
+            "-A",
+            "-l",
+            "app.kubernetes.io/managed-by=kubectl-redis",
+            "-o",
+            "name",
+        ])
+    }
+
     pub fn kubectl_status(&self, args: &[&str]) -> i32 {
         Command::new("kubectl")
             .arg("--kubeconfig")
