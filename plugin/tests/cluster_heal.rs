@@ -76,14 +76,8 @@ async fn one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing() {
             "pod {j} does not know the new address:\n{text}"
         );
     }
-    let missing = c.missing_keys(&keys).await;
-    assert!(
-        missing.is_empty(),
-        "{} keys lost, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+    c.assert_no_keys_lost(&keys, KEYS as u64, "after one pod restart")
+        .await;
 }
 
 fn verify_rows_role(c: &TestCluster, pod: &str) -> String {
@@ -157,14 +151,8 @@ async fn all_pods_back_with_new_ips_are_reintroduced_and_lose_nothing() {
             );
         }
     }
-    let missing = c.missing_keys(&keys).await;
-    assert!(
-        missing.is_empty(),
-        "{} keys lost, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+    c.assert_no_keys_lost(&keys, KEYS as u64, "after all pods restarted")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,14 +44,8 @@ async fn three_to_four_masters_and_back_without_losing_a_key() {
         "no keys moved? {:?}",
         out.actions.len()
     );
-    let missing = c.missing_keys(&keys).await;
-    assert!(
-        missing.is_empty(),
-        "{} keys lost after scale-out, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+    c.assert_no_keys_lost(&keys, KEYS as u64, "after scale-out")
+        .await;
     // Re-running is a no-op.
     assert!(
         ensure_cluster(&c.t, &c.topo, &fast())
@@ -106,14 +100,8 @@ async fn three_to_four_masters_and_back_without_losing_a_key() {
         let info = c.call(i, cmd(["CLUSTER", "INFO"])).await.text().unwrap();
         assert!(info.contains("cluster_known_nodes:6"), "pod {i}: {info}");
     }
-    let missing = c.missing_keys(&keys).await;
-    assert!(
-        missing.is_empty(),
-        "{} keys lost after scale-in, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+    c.assert_no_keys_lost(&keys, KEYS as u64, "after scale-in")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,12 +187,6 @@ async fn a_half_migrated_slot_is_finished_without_losing_keys() {
         owner, idb,
         "slot {slot} should have finished moving to its target"
     );
-    let missing = c.missing_keys(&keys).await;
-    assert!(
-        missing.is_empty(),
-        "{} keys lost, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert_eq!(c.total_keys_on_masters().await, KEYS as u64);
+    c.assert_no_keys_lost(&keys, KEYS as u64, "finishing the half-migrated slot")
+        .await;
 }

@@ -375,6 +375,18 @@ impl TestCluster {
         missing
     }
 
+    /// Every key reads back with its value, and the masters hold exactly `total` keys.
+    pub async fn assert_no_keys_lost(&self, keys: &[u32], total: u64, when: &str) {
+        let missing = self.missing_keys(keys).await;
+        assert!(
+            missing.is_empty(),
+            "{} keys lost {when}, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+        assert_eq!(self.total_keys_on_masters().await, total);
+    }
+
     pub async fn total_keys_on_masters(&self) -> u64 {
         let mut total = 0;
         for i in 0..self.procs.len() {
