@@ -93,7 +93,7 @@ impl Env {
 
     /// The real kubectl against this cluster; expects success, returns trimmed stdout.
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let output = Command::new("kubectl")
+        let output = Command::new(kubectl_bin())
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
@@ -108,10 +108,9 @@ impl Env {
     }
 
     /// `kubectl apply --server-side` of a manifest from stdin, as another field manager would.
-    /// (`kubectl create` sends protobuf, which the local cluster does not speak.)
     pub fn kubectl_apply(&self, manifest: &str) {
         use std::io::Write as _;
-        let mut child = Command::new("kubectl")
+        let mut child = Command::new(kubectl_bin())
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args([
@@ -154,7 +153,7 @@ impl Env {
     }
 
     pub fn kubectl_status(&self, args: &[&str]) -> i32 {
-        Command::new("kubectl")
+        Command::new(kubectl_bin())
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
@@ -178,6 +177,13 @@ impl Env {
         .filter(|phase| *phase == "Running")
         .count()
     }
+}
+
+/// kubectl of the test cluster's release, built from the same Go module as its control plane.
+pub fn kubectl_bin() -> PathBuf {
+    localcluster::controlplane::bin_dir()
+        .expect("the control plane is built")
+        .join("kubectl")
 }
 
 /// Writes a copy of the seed's cluster spec with text replaced; returns its path.
@@ -352,6 +358,25 @@ impl Env {
     }
 
     /// `status -o json` for the one cluster, with its exit code.
+    /// `status` until it reports a healthy cluster (bounded; a cluster that never gets there
+    /// fails the test with the last report).
+    pub fn status_when_healthy(&self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let out = self.run(&["status"]);
+            if out.code == 0 {
+                return out.stdout;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster did not become healthy:\n{}{}",
+                out.stdout,
+                out.stderr
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
     pub fn status_json(&self, extra: &[&str]) -> (i32, serde_json::Value) {
         let mut args = vec!["status", "-o", "json"];
         args.extend_from_slice(extra);

@@ -21,10 +21,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/cri-streaming/pkg/streaming/portforward"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
@@ -32,8 +34,10 @@ import (
 
 // sandbox is written by the node agent (tests/localcluster/src/agent) when a pod starts.
 type sandbox struct {
-	UID        string                      `json:"uid"`
-	IP         string                      `json:"ip"`
+	UID string `json:"uid"`
+	IP  string `json:"ip"`
+	// Netns is the pod's network namespace (/proc/<pause pid>/ns/net).
+	Netns      string                      `json:"netns"`
 	Containers map[string]containerSandbox `json:"containers"`
 	// The first container, used when a request names none.
 	Default string `json:"default"`
@@ -84,12 +88,12 @@ func (sb *sandbox) container(name string) (*containerSandbox, error) {
 	return &c, nil
 }
 
-// runtime implements upstream's Executor, Attacher and PortForwarder for one pod.
-type runtime struct {
+// podRuntime implements upstream's Executor, Attacher and PortForwarder for one pod.
+type podRuntime struct {
 	sb *sandbox
 }
 
-func (r runtime) ExecInContainer(ctx context.Context, _ string, _ string, container string, cmd []string, in io.Reader, out, errw io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
+func (r podRuntime) ExecInContainer(ctx context.Context, _ string, _ string, container string, cmd []string, in io.Reader, out, errw io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	c, err := r.sb.container(container)
 	if err != nil {
 		return err
@@ -97,9 +101,6 @@ func (r runtime) ExecInContainer(ctx context.Context, _ string, _ string, contai
 	argv := append(append([]string{}, c.Exec...), cmd...)
 	p := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	p.Stdin, p.Stdout, p.Stderr = in, out, errw
-	if in == nil {
-		p.Stdin = nil
-	}
 	if out == nil {
 		p.Stdout = io.Discard
 	}
@@ -116,7 +117,7 @@ func (r runtime) ExecInContainer(ctx context.Context, _ string, _ string, contai
 
 // AttachContainer streams the container's output (its log) from now on; the node agent does not
 // keep a container's stdin open, so input is not delivered.
-func (r runtime) AttachContainer(ctx context.Context, _ string, _ string, container string, _ io.Reader, out, _ io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize) error {
+func (r podRuntime) AttachContainer(ctx context.Context, _ string, _ string, container string, _ io.Reader, out, _ io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize) error {
 	c, err := r.sb.container(container)
 	if err != nil {
 		return err
@@ -135,10 +136,11 @@ func (r runtime) AttachContainer(ctx context.Context, _ string, _ string, contai
 	return follow(ctx, f, out)
 }
 
-func (r runtime) PortForward(ctx context.Context, _ string, _ string, port int32, stream io.ReadWriteCloser) error {
+func (r podRuntime) PortForward(ctx context.Context, _ string, _ string, port int32, stream io.ReadWriteCloser) error {
 	defer stream.Close()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(r.sb.IP, strconv.Itoa(int(port))))
+	// Like a container runtime: connect to localhost inside the pod's network namespace, so the
+	// server sees a loopback client (Redis's protected mode admits it, as on a real node).
+	conn, err := dialInNetns(ctx, r.sb.Netns, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
 	if err != nil {
 		return fmt.Errorf("connecting to port %d of the pod: %v", port, err)
 	}
@@ -149,6 +151,47 @@ func (r runtime) PortForward(ctx context.Context, _ string, _ string, port int32
 	<-done
 	<-done
 	return nil
+}
+
+// dialInNetns opens a TCP connection from inside the network namespace at nsPath: the socket is
+// created on a thread that has joined the namespace, and stays there after the thread leaves.
+func dialInNetns(ctx context.Context, nsPath, addr string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			ch <- result{nil, err}
+			runtime.UnlockOSThread()
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open(nsPath)
+		if err != nil {
+			ch <- result{nil, fmt.Errorf("the pod's network namespace: %v", err)}
+			runtime.UnlockOSThread()
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- result{nil, fmt.Errorf("entering the pod's network namespace: %v", err)}
+			runtime.UnlockOSThread()
+			return
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		// Otherwise the thread stays locked and ends with this goroutine, never reused.
+		ch <- result{conn, err}
+	}()
+	r := <-ch
+	return r.conn, r.err
 }
 
 func closeWrite(c net.Conn) {
@@ -212,7 +255,7 @@ func (s *server) handleExecOrAttach(w http.ResponseWriter, req *http.Request, at
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	rt := runtime{sb: sb}
+	rt := podRuntime{sb: sb}
 	if attach {
 		remotecommand.ServeAttach(w, req, rt, pod, sb.UID, container, opts, idleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 		return
@@ -241,7 +284,7 @@ func (s *server) handlePortForward(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	portforward.ServePortForward(w, req, runtime{sb: sb}, p[1], sb.UID, opts, idleTimeout, streamCreationTimeout, portforward.SupportedProtocols)
+	portforward.ServePortForward(w, req, podRuntime{sb: sb}, p[1], sb.UID, opts, idleTimeout, streamCreationTimeout, portforward.SupportedProtocols)
 }
 
 func (s *server) handleLogs(w http.ResponseWriter, req *http.Request) {

@@ -466,7 +466,7 @@ impl Agent {
                 (c.clone(), json!({"exec": exec, "log": sb.log}))
             })
             .collect();
-        let doc = json!({"uid": uid, "ip": network.ip.to_string(), "containers": containers,
+        let doc = json!({"uid": uid, "ip": network.ip.to_string(), "netns": network.netns_path(), "containers": containers,
                          "default": sandboxes.keys().next()});
         let tmp = dir.join(format!(".{name}.json.tmp"));
         std::fs::write(&tmp, doc.to_string())

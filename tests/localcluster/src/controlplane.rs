@@ -226,7 +226,7 @@ impl ControlPlane {
                 format!("--client-ca-file={}", p(&pki.ca)),
                 format!("--cert-dir={}", p(&layout.state.join("apiserver"))),
                 s("--service-account-issuer=https://kubernetes.default.svc.cluster.local"),
-                format!("--service-account-key-file={}", p(&pki.service_account_key)),
+                format!("--service-account-key-file={}", p(&pki.service_account_pub)),
                 format!(
                     "--service-account-signing-key-file={}",
                     p(&pki.service_account_key)

@@ -133,6 +133,7 @@ impl LocalCluster {
             // A stale file would tell waiting tools the cluster is up before it is.
             let _ = std::fs::remove_file(k);
         }
+        let layout_logs = state_dir.join("logs");
         let layout = Layout {
             state: state_dir.clone(),
             logs: state_dir.join("logs"),
@@ -153,6 +154,7 @@ impl LocalCluster {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Started>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (p, f) = (pki.clone(), faults.clone());
+        let panic_tx = ready_tx.clone();
         let thread = std::thread::Builder::new()
             .name("localcluster".into())
             .spawn(move || {
@@ -186,7 +188,10 @@ impl LocalCluster {
                     }
                 });
                 rt.block_on(async move {
-                    let _ = main.await;
+                    if let Err(e) = main.await {
+                        let _ =
+                            panic_tx.send(Err(anyhow!("the local cluster's start-up failed: {e}")));
+                    }
                     let Ok((mut control_plane, mut shim, (agent, tasks, net))) = cp_rx.await else {
                         return;
                     };
@@ -204,7 +209,15 @@ impl LocalCluster {
             })?;
         let started = match ready_rx.recv_timeout(Duration::from_secs(120)) {
             Ok(r) => r?,
-            Err(_) => bail!("the local cluster did not start within 120 s"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                bail!(
+                    "the local cluster did not start within 120 s (logs: {})",
+                    layout_logs.display()
+                )
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("the local cluster's start-up thread ended without a result")
+            }
         };
         let kubeconfig = state_dir.join("kubeconfig");
         let (cert, key) = pki.client_cert("localcluster-admin", &["system:masters"])?;

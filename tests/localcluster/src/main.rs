@@ -1,5 +1,5 @@
-//! `localcluster up --kubeconfig PATH [--nodes N] [--state-dir DIR]`: runs a local stand-in
-//! cluster in the foreground until SIGINT or SIGTERM.
+//! `localcluster up --kubeconfig PATH [--nodes N] [--state-dir DIR]`: runs a local cluster (the
+//! real control plane and our node agent) in the foreground until SIGINT or SIGTERM.
 
 use std::path::PathBuf;
 
@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "localcluster",
-    about = "A local stand-in for a Kubernetes cluster (see README.md)"
+    about = "A local Kubernetes cluster: the real control plane built from source, and a node agent that runs pods as processes (see README.md)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,13 +23,14 @@ enum Cmd {
         /// Where to write the kubeconfig (removed again on shutdown).
         #[arg(long)]
         kubeconfig: PathBuf,
-        /// Number of fake nodes pods are spread over.
+        /// Number of Nodes the node agent registers.
         #[arg(long, default_value_t = 1)]
         nodes: usize,
-        /// Keep pod and volume directories here (default: a temporary directory, removed on exit).
+        /// Keep etcd's data, logs, pod and volume directories here (default: a temporary
+        /// directory, removed on exit).
         #[arg(long)]
         state_dir: Option<PathBuf>,
-        /// Delay every API request by this many milliseconds (to measure round trips).
+        /// Delay every client request by this many milliseconds (to measure round trips).
         #[arg(long, default_value_t = 0)]
         api_latency_ms: u64,
     },
@@ -37,7 +38,12 @@ enum Cmd {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        // kube's client logs every refused request at error level, which start-up polling
+        // makes on purpose; RUST_LOG overrides.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let Cmd::Up {
@@ -53,11 +59,13 @@ fn main() -> Result<()> {
     })?;
     cluster.set_api_latency(std::time::Duration::from_millis(api_latency_ms));
     eprintln!(
-        "localcluster: serving {} (ready in {:?}); kubeconfig {}; state {}; Ctrl-C to stop",
+        "localcluster: Kubernetes {} serving {} (API server ready in {:.1?}, nodes schedulable in {:.1?}); kubeconfig {}; logs {}; Ctrl-C to stop",
+        localcluster::controlplane::KUBERNETES_VERSION,
         cluster.url(),
-        cluster.startup,
+        cluster.startup.apiserver_ready,
+        cluster.startup.cluster_ready,
         kubeconfig.display(),
-        cluster.state_dir().display()
+        cluster.log_dir().display()
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -231,6 +231,11 @@ impl PodNetwork {
         self.netns.as_raw_fd()
     }
 
+    /// The namespace's path, for other processes to join.
+    pub fn netns_path(&self) -> String {
+        format!("/proc/{}/ns/net", self.pause.id())
+    }
+
     /// The pid of the process that holds the namespace.
     pub fn pause_pid(&self) -> u32 {
         self.pause.id()
@@ -241,7 +246,7 @@ impl PodNetwork {
     pub fn nsenter_args(&self) -> Vec<String> {
         vec![
             "nsenter".into(),
-            format!("--net=/proc/{}/ns/net", self.pause.id()),
+            format!("--net={}", self.netns_path()),
             "--".into(),
         ]
     }

@@ -28,8 +28,9 @@ pub struct Pki {
     pub apiserver: CertFiles,
     pub apiserver_kubelet_client: CertFiles,
     pub kubelet_serving: CertFiles,
-    /// The service-account signing key (private; the API server derives the public key).
+    /// The service-account signing key (private) and its public key (what verifies tokens).
     pub service_account_key: PathBuf,
+    pub service_account_pub: PathBuf,
 }
 
 impl Pki {
@@ -71,6 +72,7 @@ impl Pki {
                 key: PathBuf::new(),
             },
             service_account_key: dir.join("sa.key"),
+            service_account_pub: dir.join("sa.pub"),
         };
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         pki.apiserver = pki.issue_files(
@@ -103,10 +105,9 @@ impl Pki {
             &[loopback, IpAddr::V4(gateway)],
             Usage::Server,
         )?;
-        write_private(
-            &pki.service_account_key,
-            &KeyPair::generate()?.serialize_pem(),
-        )?;
+        let sa = KeyPair::generate()?;
+        write_private(&pki.service_account_key, &sa.serialize_pem())?;
+        write_private(&pki.service_account_pub, &sa.public_key_pem())?;
         Ok(pki)
     }
 

@@ -48,7 +48,7 @@ fn upstream_client(
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots.clone());
-    let mut config = match cert {
+    let config = match cert {
         Some((cert, key)) => {
             let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
@@ -59,8 +59,7 @@ fn upstream_client(
         }
         None => builder.with_no_client_auth(),
     };
-    // Upgrades need HTTP/1.1 end to end.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/1.1 only (the connector sets ALPN): upgrades need it end to end.
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_only()

@@ -1,4 +1,4 @@
-//! The real kubectl (v1.32) against the local cluster: server-side apply of the second seed's
+//! kubectl of the cluster's release (built with it) against the local cluster: server-side apply of the second seed's
 //! manifests, get, diff, exec, port-forward, the 409 field-manager conflict, and delete.
 
 mod common;
@@ -80,13 +80,7 @@ async fn kubectl_server_side_apply_get_diff_conflict_delete() {
         "the claim binds to the seed's PV"
     );
 
-    // exec and port-forward need kubectl >= 1.30 (websockets); older ones speak only SPDY,
-    // which localcluster does not serve. Debian's `kubernetes-client` package is 1.20.
-    if common::kubectl_minor(&kc).await >= 30 {
-        exec_and_port_forward(&kc).await;
-    } else {
-        eprintln!("SKIPPED kubectl exec/port-forward checks: kubectl older than 1.30 uses SPDY");
-    }
+    exec_and_port_forward(&common::kubectl_bin(), &kc).await;
 
     // Unchanged manifests: no diff.
     let out = kubectl(&kc, &["diff", "--server-side", "-f", seed]).await;
@@ -202,8 +196,52 @@ async fn kubectl_server_side_apply_get_diff_conflict_delete() {
     let _ = std::fs::remove_file(&changed);
 }
 
-async fn exec_and_port_forward(kc: &std::path::Path) {
+/// The machine's own kubectl (Debian's 1.32 in CI) against the 1.37 server: the version skew an
+/// older kubectl would hit, through the same apply, exec, port-forward and logs.
+#[tokio::test]
+async fn an_older_kubectl_works_against_the_cluster() {
+    let system = std::path::PathBuf::from("/usr/bin/kubectl");
+    let out = tokio::process::Command::new(&system)
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .await
+        .expect(
+            "the machine has kubectl (Debian package kubernetes-client; .ci/setup installs it)",
+        );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let minor = v["clientVersion"]["minor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(
+        minor, "37",
+        "this test is about an older kubectl than the cluster's"
+    );
+    let cluster = LocalCluster::start(Options::default()).expect("cluster starts");
+    let kc = cluster.kubeconfig_path().to_path_buf();
+    let seed = fixture("seed2-redis-statefulset.yaml");
+    let out = tokio::process::Command::new(&system)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(["apply", "--server-side", "-f", seed.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl 1.{minor} apply: {}",
+        text(&out.stderr)
+    );
+    exec_and_port_forward(&system, &kc).await;
+}
+
+async fn exec_and_port_forward(kubectl_bin: &std::path::Path, kc: &std::path::Path) {
     let kc = kc.to_path_buf();
+    let kubectl = |kc: &std::path::Path, args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(kubectl_bin);
+        cmd.arg("--kubeconfig").arg(kc).args(args);
+        async move { cmd.output().await.expect("running kubectl") }
+    };
     // kubectl exec (websocket v5): the ConfigMap item key->path mapping reached redis-server.
     let out = common::eventually(
         "redis-0 answers",
@@ -249,7 +287,7 @@ async fn exec_and_port_forward(kc: &std::path::Path) {
     assert!(text(&out.stdout).contains('x'));
 
     // kubectl port-forward (SPDY/3.1 tunnelled in a websocket) to the pod's Redis.
-    let mut pf = tokio::process::Command::new("kubectl")
+    let mut pf = tokio::process::Command::new(kubectl_bin)
         .arg("--kubeconfig")
         .arg(&kc)
         .args(["port-forward", "pod/redis-0", ":6379"])
@@ -282,4 +320,13 @@ async fn exec_and_port_forward(kc: &std::path::Path) {
         .unwrap();
     assert!(reply.contains("2097152"), "{reply}");
     pf.kill().await.unwrap();
+
+    // kubectl logs reaches the container's output through the kubelet API.
+    let out = kubectl(&kc, &["logs", "redis-0", "--tail", "50"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Ready to accept connections"),
+        "{}",
+        text(&out.stdout)
+    );
 }

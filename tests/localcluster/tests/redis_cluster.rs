@@ -72,7 +72,10 @@ async fn seed_shaped_redis_cluster_runs_for_real() {
     assert_eq!(ips.len(), 6, "every pod has its own address: {ips:?}");
     for p in &all {
         let addr = ip(p);
-        assert!(addr.starts_with("127.0."), "{addr}");
+        assert!(
+            addr.starts_with("10."),
+            "an address from the pod CIDR: {addr}"
+        );
         assert!(redis_ping(&addr, 6379).await, "{addr} answers PING");
         let info = redis_cmd(&addr, 6379, "INFO cluster").await.unwrap();
         assert!(
@@ -220,10 +223,10 @@ async fn seed_shaped_redis_cluster_runs_for_real() {
     // update-node.sh rewrites the "myself" address in nodes.conf.
     let old = pods.get("redis-cluster-3").await.unwrap();
     let old_ip = ip(&old);
-    let myid = redis_cmd(&old_ip, 6379, "CLUSTER MYID").await.unwrap();
+    let myid = myself_id(&old_ip).await;
     // Introduce pod 3 to pod 4 so that both learn their own addresses and write them to
     // nodes.conf (a node that has met no one records ":0"). The handshake only completes if
-    // cluster-bus connections originate from the pod's own address (bind-source-addr).
+    // cluster-bus connections originate from the pod's own address (its own network namespace).
     let peer_ip = ip(&pods.get("redis-cluster-4").await.unwrap());
     let met = redis_cmd(&old_ip, 6379, &format!("CLUSTER MEET {peer_ip} 6379"))
         .await
@@ -252,11 +255,7 @@ async fn seed_shaped_redis_cluster_runs_for_real() {
     .await;
     let new_ip = ip(&new);
     assert_ne!(new_ip, old_ip, "a recreated pod gets a new IP");
-    assert_eq!(
-        redis_cmd(&new_ip, 6379, "CLUSTER MYID").await.unwrap(),
-        myid,
-        "same node id: data kept"
-    );
+    assert_eq!(myself_id(&new_ip).await, myid, "same node id: data kept");
     let ran = std::fs::read_to_string(data.join("update-node.ran")).unwrap();
     assert_eq!(
         ran.lines().collect::<Vec<_>>(),
@@ -297,8 +296,10 @@ async fn seed_shaped_redis_cluster_runs_for_real() {
     })
     .await;
 
-    // Shutdown leaves no process behind.
-    let pids = cluster.process_ids();
+    // Shutdown leaves no process, network namespace or link behind.
+    let mut pids = cluster.process_ids();
+    pids.extend(cluster.control_plane_pids().iter().map(|(_, p)| *p as i32));
+    let links_before = links();
     assert!(
         pids.len() >= 4,
         "the cluster's processes are visible: {pids:?}"
@@ -317,6 +318,38 @@ async fn seed_shaped_redis_cluster_runs_for_real() {
         })
         .collect();
     assert!(alive.is_empty(), "processes left after shutdown: {alive:?}");
+    let left: Vec<String> = links()
+        .into_iter()
+        .filter(|l| l.starts_with("lc"))
+        .collect();
+    assert!(
+        left.iter().all(|l| !links_before.contains(l)),
+        "links left after shutdown: {left:?}"
+    );
+}
+
+/// The node id on the `myself` line of CLUSTER NODES (Redis 5.0 has no CLUSTER MYID).
+async fn myself_id(ip: &str) -> String {
+    let nodes = redis_cmd(ip, 6379, "CLUSTER NODES").await.unwrap();
+    nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .and_then(|l| {
+            l.trim_start_matches(|c: char| !c.is_ascii_hexdigit())
+                .split(' ')
+                .next()
+        })
+        .unwrap()
+        .to_string()
+}
+
+/// Network interfaces on this machine.
+fn links() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// The first seed's own initialisation command, through the real kubectl: `redis-cli --cluster
@@ -338,12 +371,6 @@ async fn seed_cluster_create_through_kubectl_exec() {
         .await
         .unwrap();
     let kc = cluster.kubeconfig_path().to_path_buf();
-    if common::kubectl_minor(&kc).await < 30 {
-        eprintln!(
-            "SKIPPED: kubectl older than 1.30 execs over SPDY, which localcluster does not serve"
-        );
-        return;
-    }
     let mut args = vec![
         "exec".to_string(),
         "redis-cluster-0".into(),

@@ -70,9 +70,16 @@ where
     }
 }
 
-/// Runs the real kubectl against the cluster (off the async runtime's threads).
+/// kubectl of the cluster's own release, built from the same Go module as the control plane.
+pub fn kubectl_bin() -> PathBuf {
+    localcluster::controlplane::bin_dir()
+        .expect("the control plane is built")
+        .join("kubectl")
+}
+
+/// Runs kubectl of the cluster's release against the cluster (off the async runtime's threads).
 pub async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new("kubectl");
+    let mut cmd = tokio::process::Command::new(kubectl_bin());
     cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
     cmd.output().await.expect("running kubectl")
 }
@@ -102,14 +109,4 @@ pub async fn redis_cmd(ip: &str, port: u16, cmd: &str) -> Option<String> {
         .await
         .ok()
         .flatten()
-}
-
-/// kubectl's client minor version (0 if unknown). exec/port-forward need >= 30 (websockets).
-pub async fn kubectl_minor(kc: &std::path::Path) -> u32 {
-    let out = kubectl(kc, &["version", "--client", "-o", "json"]).await;
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["clientVersion"]["minor"]
-        .as_str()
-        .and_then(|m| m.trim_end_matches('+').parse().ok())
-        .unwrap_or(0)
 }
