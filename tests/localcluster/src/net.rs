@@ -51,20 +51,22 @@ impl Network {
     pub fn create() -> Result<Network> {
         std::fs::create_dir_all(LOCK_DIR).with_context(|| format!("creating {LOCK_DIR}"))?;
         // Start at a different slot in each process so parallel test binaries rarely probe the
-        // same locks.
+        // same locks; every other free slot is swept of what a killed holder left behind.
         let start = (std::process::id() % u32::from(SLOTS)) as u8;
+        let mut taken: Option<Network> = None;
         for i in 0..SLOTS {
             let slot = (start + i) % SLOTS;
-            let path = PathBuf::from(LOCK_DIR).join(format!("net-{slot}.lock"));
-            let lock = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            // SAFETY: flock on a file descriptor we own; no memory is involved.
-            let taken = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if taken != 0 {
+            let Some(lock) = try_lock(slot)? else {
+                continue;
+            };
+            if taken.is_some() {
+                // A free slot: sweep it if a killed holder left its bridge, then let it go.
+                if std::path::Path::new("/sys/class/net")
+                    .join(format!("lcbr{slot}"))
+                    .exists()
+                {
+                    remove_leftovers(slot);
+                }
                 continue;
             }
             let net = Network {
@@ -75,12 +77,14 @@ impl Network {
                 pods: Mutex::new(Vec::new()),
                 _lock: lock,
             };
-            net.remove_leftovers();
+            remove_leftovers(slot);
             net.setup()
                 .with_context(|| format!("creating bridge {}", net.bridge))?;
-            return Ok(net);
+            taken = Some(net);
         }
-        bail!("all {SLOTS} localcluster network slots are in use (see {LOCK_DIR})")
+        taken.ok_or_else(|| {
+            anyhow!("all {SLOTS} localcluster network slots are in use (see {LOCK_DIR})")
+        })
     }
 
     /// The address the host (and so the API server and the node agent) has on the bridge.
@@ -115,15 +119,6 @@ impl Network {
                 svc = self.service_cidr()
             ),
         )
-    }
-
-    fn remove_leftovers(&self) {
-        // Both may be absent; errors only mean there was nothing to remove.
-        let _ = ip_batch(None, &format!("link del {}\n", self.bridge));
-        let _ = ip_batch(
-            None,
-            &format!("route del blackhole {}\n", self.service_cidr()),
-        );
     }
 
     /// Creates a pod's namespace with a fresh address (never reused within this network, so a
@@ -205,7 +200,7 @@ impl Drop for Network {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
         }
-        self.remove_leftovers();
+        remove_leftovers(self.slot);
     }
 }
 
@@ -283,6 +278,30 @@ fn spawn_pause() -> Result<Child> {
     }
     cmd.spawn()
         .map_err(|e| anyhow!("starting a pod's pause process (sleep) in a new network namespace: {e} (this needs root)"))
+}
+
+/// Removes a slot's bridge and blackhole route. Both may be absent; errors only mean there was
+/// nothing to remove.
+fn remove_leftovers(slot: u8) {
+    let _ = ip_batch(None, &format!("link del lcbr{slot}\n"));
+    let _ = ip_batch(
+        None,
+        &format!("route del blackhole 10.{}.128.0/17\n", 100 + slot),
+    );
+}
+
+/// The lock of `slot` if nobody holds it.
+fn try_lock(slot: u8) -> Result<Option<File>> {
+    let path = PathBuf::from(LOCK_DIR).join(format!("net-{slot}.lock"));
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let got = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    Ok(got.then_some(lock))
 }
 
 /// Runs `ip -batch -` (in the namespace of `netns`, if given) and reports its error output.
