@@ -1,4 +1,4 @@
-//! The Kubernetes-facing parts against the local cluster stand-in (tests/localcluster): the
+//! The Kubernetes-facing parts against the local cluster (tests/localcluster, a real control plane): the
 //! topology read from the API, and formation / verification through port-forward and exec.
 
 use std::time::Duration;

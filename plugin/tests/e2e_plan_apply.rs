@@ -1,5 +1,5 @@
 //! `plan`, `apply` and `destroy` end to end: the real binary against the local test cluster
-//! (tests/localcluster: an emulated API server whose pods run real redis-server processes).
+//! (tests/localcluster: the real Kubernetes control plane, pods run by our node agent).
 
 mod e2e_support;
 
