@@ -31,6 +31,10 @@ use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams};
 
 pub use faults::{FailRule, RequestCounts, RequestRecord};
+pub use images::{
+    cargo_target_dir, redis5_bin_dir, resolve_image, resolve_image_in, Image, ImageError,
+    REDIS5_VERSION, SYSTEM_REDIS_BIN,
+};
 
 use crate::agent::{Agent, NodeHandle};
 use crate::controlplane::{Addresses, Component, ControlPlane, Layout};
