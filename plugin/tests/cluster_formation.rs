@@ -4,18 +4,27 @@ mod cluster_support;
 
 use std::collections::BTreeSet;
 
-use cluster_support::{fast, TestCluster};
+use cluster_support::{fast, Redis, TestCluster};
 use kubectl_redis::cluster::form::ensure_cluster;
 use kubectl_redis::cluster::nodes::parse_nodes;
 use kubectl_redis::cluster::status::render_text;
 use kubectl_redis::cluster::transport::cmd;
 use kubectl_redis::cluster::{verify_cluster, ClusterError};
 
+on_redis_5_and_7!(
+    forms_a_fresh_cluster_then_leaves_it_alone,
+    resumes_a_half_formed_cluster,
+    resumes_when_replicas_were_not_attached_yet,
+    refuses_a_node_holding_foreign_data,
+    refuses_a_node_of_another_cluster,
+    diagnostics_name_the_node_and_the_reason,
+    one_kubernetes_node_forms_with_warnings,
+);
+
 const NODES: [&str; 6] = ["node-a", "node-b", "node-c", "node-a", "node-b", "node-c"];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forms_a_fresh_cluster_then_leaves_it_alone() {
-    let c = TestCluster::start("127.71.1", &NODES, 3, 1);
+async fn forms_a_fresh_cluster_then_leaves_it_alone(redis: Redis) {
+    let c = TestCluster::start(redis, &NODES, 3, 1);
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -114,9 +123,8 @@ async fn forms_a_fresh_cluster_then_leaves_it_alone() {
     assert_eq!(json["slots_covered"], 16384);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resumes_a_half_formed_cluster() {
-    let c = TestCluster::start("127.71.2", &NODES, 3, 1);
+async fn resumes_a_half_formed_cluster(redis: Redis) {
+    let c = TestCluster::start(redis, &NODES, 3, 1);
     // A previous run got as far as slots on one master, and one introduction.
     let mut add = cmd(["CLUSTER", "ADDSLOTS"]);
     add.extend((0..=5460u16).map(|s| s.to_string().into_bytes()));
@@ -150,9 +158,8 @@ async fn resumes_a_half_formed_cluster() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resumes_when_replicas_were_not_attached_yet() {
-    let c = TestCluster::start("127.71.3", &NODES, 3, 1);
+async fn resumes_when_replicas_were_not_attached_yet(redis: Redis) {
+    let c = TestCluster::start(redis, &NODES, 3, 1);
     // Masters formed and met, replicas introduced but never told whom to replicate.
     for (i, r) in [
         (0usize, (0u16, 5460u16)),
@@ -179,9 +186,8 @@ async fn resumes_when_replicas_were_not_attached_yet() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refuses_a_node_holding_foreign_data() {
-    let c = TestCluster::start("127.71.4", &NODES, 3, 1);
+async fn refuses_a_node_holding_foreign_data(redis: Redis) {
+    let c = TestCluster::start(redis, &NODES, 3, 1);
     // Pod 4 serves one slot on its own and holds a key there: data from elsewhere.
     let slot = kubectl_redis::cluster::key_slot(b"precious").to_string();
     c.call(4, cmd(["CLUSTER", "ADDSLOTS", slot.as_str()])).await;
@@ -228,19 +234,22 @@ async fn refuses_a_node_holding_foreign_data() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refuses_a_node_of_another_cluster() {
-    let c = TestCluster::start("127.71.5", &NODES, 3, 1);
+async fn refuses_a_node_of_another_cluster(redis: Redis) {
+    let c = TestCluster::start(redis, &NODES, 3, 1);
     // Another cluster: pod 5 and an outsider that is none of our pods.
-    let other =
-        cluster_support::RedisProc::start("127.71.5.99", &c.tmp.path().join("outsider"), &[]);
+    let other = cluster_support::RedisProc::start(
+        redis,
+        c.pod_network(),
+        &c.tmp.path().join("outsider"),
+        &[],
+    );
     c.call(5, cmd(["CLUSTER", "MEET", other.ip.as_str(), "6379"]))
         .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !c
         .nodes_text(5)
         .await
-        .contains("127.71.5.99:6379@16379 master -")
+        .contains(&format!("{}:6379@16379 master -", other.ip))
     {
         assert!(
             std::time::Instant::now() < deadline,
@@ -251,7 +260,7 @@ async fn refuses_a_node_of_another_cluster() {
     let err = ensure_cluster(&c.t, &c.topo, &fast()).await.unwrap_err();
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("refusing") && msg.contains("redis-cluster-5") && msg.contains("127.71.5.99"),
+        msg.contains("refusing") && msg.contains("redis-cluster-5") && msg.contains(&other.ip),
         "{msg}"
     );
     assert!(msg.contains("none of this StatefulSet's pods"), "{msg}");
@@ -264,9 +273,8 @@ async fn refuses_a_node_of_another_cluster() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn diagnostics_name_the_node_and_the_reason() {
-    let mut c = TestCluster::start("127.71.6", &NODES, 3, 1);
+async fn diagnostics_name_the_node_and_the_reason(redis: Redis) {
+    let mut c = TestCluster::start(redis, &NODES, 3, 1);
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -306,9 +314,8 @@ async fn diagnostics_name_the_node_and_the_reason() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_kubernetes_node_forms_with_warnings() {
-    let c = TestCluster::start("127.71.7", &["only"; 6], 3, 1);
+async fn one_kubernetes_node_forms_with_warnings(redis: Redis) {
+    let c = TestCluster::start(redis, &["only"; 6], 3, 1);
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));

@@ -4,18 +4,25 @@ mod cluster_support;
 
 use std::time::{Duration, Instant};
 
-use cluster_support::{fast, TestCluster};
+use cluster_support::{fast, Redis, TestCluster};
 use kubectl_redis::cluster::form::ensure_cluster;
 use kubectl_redis::cluster::nodes::parse_nodes;
 use kubectl_redis::cluster::status::render_text;
 use kubectl_redis::cluster::transport::{call, cmd};
 use kubectl_redis::cluster::{verify_cluster, wait_healthy};
 
+on_redis_5_and_7!(
+    one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing,
+    all_pods_back_with_new_ips_are_reintroduced_and_lose_nothing,
+    failover_drill_loses_no_acknowledged_write,
+    update_node_rewrites_the_nodes_conf_the_server_wrote,
+);
+
 const NODES: [&str; 6] = ["node-a", "node-b", "node-c", "node-a", "node-b", "node-c"];
 const KEYS: u32 = 10_000;
 
-async fn formed_with_keys(net: &str) -> (TestCluster, Vec<u32>) {
-    let c = TestCluster::start(net, &NODES, 3, 1);
+async fn formed_with_keys(redis: Redis) -> (TestCluster, Vec<u32>) {
+    let c = TestCluster::start(redis, &NODES, 3, 1);
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -53,9 +60,8 @@ async fn formed_with_keys(net: &str) -> (TestCluster, Vec<u32>) {
     (c, written)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing() {
-    let (mut c, keys) = formed_with_keys("127.72.1").await;
+async fn one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing(redis: Redis) {
+    let (mut c, keys) = formed_with_keys(redis).await;
     // A master is recreated with a new IP; update-node.sh fixes its own line, gossip the rest.
     let master = c
         .topo
@@ -63,7 +69,7 @@ async fn one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing() {
         .iter()
         .position(|p| verify_rows_role(&c, &p.name) == "master");
     let i = master.unwrap();
-    c.restart_pod_at(i, "127.72.1.110");
+    let new_ip = c.restart_pod(i);
     let report = wait_healthy(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -72,7 +78,7 @@ async fn one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing() {
     for j in (0..6).filter(|j| *j != i) {
         let text = c.nodes_text(j).await;
         assert!(
-            text.contains("127.72.1.110:6379"),
+            text.contains(&format!("{new_ip}:6379")),
             "pod {j} does not know the new address:\n{text}"
         );
     }
@@ -92,25 +98,23 @@ fn verify_rows_role(c: &TestCluster, pod: &str) -> String {
         .clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_pods_back_with_new_ips_are_reintroduced_and_lose_nothing() {
-    let (mut c, keys) = formed_with_keys("127.72.2").await;
+async fn all_pods_back_with_new_ips_are_reintroduced_and_lose_nothing(redis: Redis) {
+    let (mut c, keys) = formed_with_keys(redis).await;
     // Every pod is recreated at once. The new addresses reuse old ones in a rotation (pod i gets
     // pod i+1's old IP) plus fresh ones, the nasty case where a stale address now answers with
     // another node's id.
-    let old: Vec<String> = c.procs.iter().map(|p| p.ip.clone()).collect();
-    for p in c.procs.iter_mut() {
-        p.kill();
-    }
+    let mut old: Vec<Option<cluster_support::PodNetwork>> =
+        c.procs.iter_mut().map(|p| Some(p.take_network())).collect();
     let restarted = Instant::now();
     for i in 0..6 {
-        let ip = if i % 2 == 0 {
-            old[(i + 1) % 6].clone()
+        let netns = if i % 2 == 0 {
+            old[(i + 1) % 6].take().unwrap()
         } else {
-            format!("127.72.2.{}", 100 + i)
+            c.pod_network()
         };
-        c.restart_pod_at(i, &ip);
+        c.restart_pod_in(i, netns);
     }
+    drop(old);
     // update-node.sh alone is not enough: peers are stale everywhere.
     let report = verify_cluster(&c.t, &c.topo).await;
     assert!(!report.healthy);
@@ -155,9 +159,8 @@ async fn all_pods_back_with_new_ips_are_reintroduced_and_lose_nothing() {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failover_drill_loses_no_acknowledged_write() {
-    let c = TestCluster::start("127.72.3", &NODES, 3, 1);
+async fn failover_drill_loses_no_acknowledged_write(redis: Redis) {
+    let c = TestCluster::start(redis, &NODES, 3, 1);
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -211,4 +214,65 @@ async fn failover_drill_loses_no_acknowledged_write() {
         missing.len(),
         &missing[..missing.len().min(5)]
     );
+}
+
+/// The rendered update-node.sh against the nodes.conf that this Redis version itself wrote after
+/// formation: only the `myself` address changes, the server starts from the rewritten file with
+/// the same node id at the new address.
+async fn update_node_rewrites_the_nodes_conf_the_server_wrote(redis: Redis) {
+    let mut c = TestCluster::start(redis, &NODES, 3, 1);
+    let out = ensure_cluster(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(out.report.healthy, "{}", render_text(&out.report));
+    let i = c.index_of(&out.plan.unwrap().replicas[0].pod);
+    let id = parse_nodes(&c.nodes_text(i).await)
+        .unwrap()
+        .into_iter()
+        .find(|n| n.is_myself())
+        .unwrap()
+        .id;
+    c.procs[i].kill();
+    let conf = c.procs[i].dir.join("nodes.conf");
+    let before = std::fs::read_to_string(&conf).unwrap();
+    let netns = c.pod_network();
+    let (old_ip, new_ip) = (c.procs[i].ip.clone(), netns.ip.to_string());
+    cluster_support::update_node(&conf, &new_ip);
+    let after = std::fs::read_to_string(&conf).unwrap();
+    assert_eq!(before.lines().count(), after.lines().count(), "{after}");
+    assert!(before.contains("vars currentEpoch"), "{before}");
+    for (b, a) in before.lines().zip(after.lines()) {
+        let fields: Vec<&str> = b.split(' ').collect();
+        if fields
+            .get(2)
+            .is_some_and(|f| f.split(',').any(|f| f == "myself"))
+        {
+            // 5.0: `ip:port@cport`; 7.x may add `,hostname`: only the ip part changes.
+            assert!(
+                fields[1].starts_with(&format!("{old_ip}:6379@16379")),
+                "{b}"
+            );
+            assert_eq!(
+                a,
+                b.replacen(&format!("{old_ip}:"), &format!("{new_ip}:"), 1)
+            );
+        } else {
+            assert_eq!(a, b, "only the myself line may change");
+        }
+    }
+    // Runs update-node.sh once more (a no-op now), then the server.
+    c.restart_pod_in(i, netns);
+    let me = parse_nodes(&c.nodes_text(i).await)
+        .unwrap()
+        .into_iter()
+        .find(|n| n.is_myself())
+        .unwrap();
+    assert_eq!(
+        (me.id.as_str(), me.ip.as_str()),
+        (id.as_str(), new_ip.as_str())
+    );
+    let report = wait_healthy(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(report.healthy, "{}", render_text(&report));
 }

@@ -2,19 +2,23 @@
 
 mod cluster_support;
 
-use cluster_support::{fast, TestCluster};
+use cluster_support::{fast, Redis, TestCluster};
 use kubectl_redis::cluster::form::ensure_cluster;
 use kubectl_redis::cluster::nodes::parse_nodes;
 use kubectl_redis::cluster::status::render_text;
 use kubectl_redis::cluster::transport::cmd;
 use kubectl_redis::cluster::{scale_in, verify_cluster};
 
+on_redis_5_and_7!(
+    three_to_four_masters_and_back_without_losing_a_key,
+    a_half_migrated_slot_is_finished_without_losing_keys,
+);
+
 const NODES: [&str; 6] = ["node-a", "node-b", "node-c", "node-a", "node-b", "node-c"];
 const KEYS: u32 = 10_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_to_four_masters_and_back_without_losing_a_key() {
-    let mut c = TestCluster::start("127.73.1", &NODES, 3, 1);
+async fn three_to_four_masters_and_back_without_losing_a_key(redis: Redis) {
+    let mut c = TestCluster::start(redis, &NODES, 3, 1);
     ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -104,9 +108,8 @@ async fn three_to_four_masters_and_back_without_losing_a_key() {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_half_migrated_slot_is_finished_without_losing_keys() {
-    let c = TestCluster::start("127.73.2", &NODES, 3, 1);
+async fn a_half_migrated_slot_is_finished_without_losing_keys(redis: Redis) {
+    let c = TestCluster::start(redis, &NODES, 3, 1);
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));

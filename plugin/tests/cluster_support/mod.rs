@@ -1,5 +1,8 @@
-//! Real redis-server processes on distinct loopback addresses, standing in for the pods of a
-//! StatefulSet. Each test picks its own 127.X.Y.0/24 so tests in parallel never collide.
+//! Real redis-server processes standing in for the pods of a StatefulSet, on Redis 5.0 (the
+//! seed's image, built by tests/redis5/build.sh) or Debian's 7.x. Each runs in its own network
+//! namespace with its own address, on a bridge per test (`localcluster::net`, as the local
+//! cluster's pods), so Redis needs no help to know its address (5.0 has no `bind-source-addr`)
+//! and tests in parallel never collide.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -14,24 +17,99 @@ use kubectl_redis::cluster::transport::{
     call, cmd, direct, Cmd, DirectConnector, RedisTransport, StreamTransport,
 };
 use kubectl_redis::cluster::{PodAddr, PodInfo, Topology};
+pub use localcluster::net::{Network, PodNetwork};
+
+/// Which Redis the "pods" run: the image a spec names, mapped to local binaries the way the
+/// local test cluster maps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redis {
+    /// `redis:5.0.1-alpine`, the seed's: Redis 5.0.6 from tests/redis5/build.sh.
+    V5,
+    /// `redis:7`: Debian's redis-server 7.x.
+    V7,
+}
+
+impl Redis {
+    pub fn image(self) -> &'static str {
+        match self {
+            Redis::V5 => "redis:5.0.1-alpine",
+            Redis::V7 => "redis:7",
+        }
+    }
+
+    /// The directory holding this version's redis-server and redis-cli.
+    pub fn bin_dir(self) -> PathBuf {
+        match localcluster::resolve_image(self.image(), &localcluster::cargo_target_dir()) {
+            Ok(image) => image.bin_dir().expect("a Redis image").to_path_buf(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    pub fn server(self) -> PathBuf {
+        self.bin_dir().join("redis-server")
+    }
+
+    pub fn cli(self) -> PathBuf {
+        self.bin_dir().join("redis-cli")
+    }
+
+    /// "5.0" or "7", for messages.
+    pub fn line(self) -> &'static str {
+        match self {
+            Redis::V5 => "5.0",
+            Redis::V7 => "7",
+        }
+    }
+}
+
+/// Instantiates each `async fn NAME(redis: Redis)` of a test file as two tests, `redis5::NAME`
+/// and `redis7::NAME`, so every cluster test runs on both versions by default. Attributes given
+/// first (`#[ignore]`) go on every instance.
+#[macro_export]
+macro_rules! on_redis_5_and_7 {
+    ($(#[$meta:meta])* $($name:ident),+ $(,)?) => {
+        $crate::on_redis_5_and_7!(@mods [$(#[$meta])*] $($name),+);
+    };
+    (@mods $attrs:tt $($name:ident),+) => {
+        mod redis5 {
+            $( $crate::on_redis_5_and_7!(@test V5 $attrs $name); )+
+        }
+        mod redis7 {
+            $( $crate::on_redis_5_and_7!(@test V7 $attrs $name); )+
+        }
+    };
+    (@test $version:ident [$($attr:tt)*] $name:ident) => {
+        $($attr)*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            super::$name($crate::cluster_support::Redis::$version).await
+        }
+    };
+}
 
 pub const NODE_TIMEOUT_MS: u64 = 2000;
 
+/// One "pod": a redis-server in a network namespace of its own (`localcluster::net`), reachable
+/// from the host over the test's bridge at the namespace's address, as a pod at its pod IP.
 pub struct RedisProc {
+    pub redis: Redis,
     pub ip: String,
     pub dir: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
+    netns: Option<PodNetwork>,
 }
 
 impl RedisProc {
-    pub fn start(ip: &str, dir: &Path, extra: &[&str]) -> RedisProc {
+    pub fn start(redis: Redis, netns: PodNetwork, dir: &Path, extra: &[&str]) -> RedisProc {
         std::fs::create_dir_all(dir).unwrap();
         let mut p = RedisProc {
-            ip: ip.into(),
+            redis,
+            ip: netns.ip.to_string(),
             dir: dir.into(),
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns: Some(netns),
         };
         p.spawn();
         p
@@ -43,50 +121,50 @@ impl RedisProc {
             .append(true)
             .open(self.dir.join("redis.log"))
             .unwrap();
-        let mut c = Command::new("/usr/bin/redis-server");
-        c.args([
-            "--port",
-            "6379",
-            "--bind",
-            &self.ip,
-            "--bind-source-addr",
-            &self.ip,
-        ])
-        .args(["--dir", self.dir.to_str().unwrap()])
-        .args([
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ])
-        .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
-        // The seed's redis.conf.
-        .args([
-            "--cluster-require-full-coverage",
-            "no",
-            "--cluster-migration-barrier",
-            "1",
-        ])
-        .args([
-            "--appendonly",
-            "yes",
-            "--protected-mode",
-            "no",
-            "--save",
-            "",
-            "--daemonize",
-            "no",
-        ])
-        // Redis 5.0's default (disk-based sync, no 5 s diskless delay), as in the seed's image.
-        .args(["--repl-diskless-sync", "no"])
-        .args(&self.extra)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-        self.child = Some(c.spawn().expect("start /usr/bin/redis-server"));
+        let netns = self.netns.as_ref().expect("a pod network");
+        let mut c = Command::new(self.redis.server());
+        // The seed's redis.conf: no `bind`, so all of the pod's addresses; nothing else tells
+        // Redis its address.
+        c.args(["--port", "6379"])
+            .args(["--dir", self.dir.to_str().unwrap()])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+            .args([
+                "--cluster-require-full-coverage",
+                "no",
+                "--cluster-migration-barrier",
+                "1",
+            ])
+            .args([
+                "--appendonly",
+                "yes",
+                "--protected-mode",
+                "no",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ])
+            // Redis 5.0's default (disk-based sync, no 5 s diskless delay), as in the seed's image.
+            .args(["--repl-diskless-sync", "no"])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        netns.enter(&mut c);
+        self.child = Some(
+            c.spawn()
+                .unwrap_or_else(|e| panic!("start {}: {e}", self.redis.server().display())),
+        );
         let deadline = Instant::now() + Duration::from_secs(15);
+        let addr = (netns.ip, 6379).into();
         loop {
-            if TcpStream::connect((self.ip.as_str(), 6379)).is_ok() {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return;
             }
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -122,29 +200,40 @@ impl RedisProc {
         self.child.is_some()
     }
 
-    /// What update-node.sh does before redis-server starts on a recreated pod: rewrite the first
-    /// IPv4 address on the `myself` line of nodes.conf to the new pod IP.
-    pub fn restart_at(&mut self, new_ip: &str) {
+    /// Kills the process and hands back its network namespace (a pod object gone, its address
+    /// free for another pod).
+    pub fn take_network(&mut self) -> PodNetwork {
         self.kill();
-        let conf = self.dir.join("nodes.conf");
-        if let Ok(text) = std::fs::read_to_string(&conf) {
-            let out: Vec<String> = text
-                .lines()
-                .map(|l| {
-                    if !l.contains("myself") {
-                        return l.to_string();
-                    }
-                    let mut f: Vec<String> = l.split(' ').map(str::to_string).collect();
-                    let (_, rest) = f[1].split_once(':').unwrap();
-                    f[1] = format!("{new_ip}:{rest}");
-                    f.join(" ")
-                })
-                .collect();
-            std::fs::write(&conf, out.join("\n") + "\n").unwrap();
-        }
-        self.ip = new_ip.into();
+        self.netns.take().expect("a pod network")
+    }
+
+    /// A recreated pod in `netns`: the process dies, the rendered update-node.sh rewrites the
+    /// `myself` address in the nodes.conf the server wrote, and redis-server starts again there.
+    pub fn restart_in(&mut self, netns: PodNetwork) {
+        self.kill();
+        let ip = netns.ip.to_string();
+        update_node(&self.dir.join("nodes.conf"), &ip);
+        self.ip = ip;
+        self.netns = Some(netns);
         self.spawn();
     }
+}
+
+/// Runs the rendered update-node.sh with `sh`, as a pod's command does before redis-server.
+pub fn update_node(nodes_conf: &Path, pod_ip: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(kubectl_redis::render::UPDATE_NODE_SH)
+        .args(["update-node.sh", "true"])
+        .env("NODES_CONF", nodes_conf)
+        .env("POD_IP", pod_ip)
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "update-node.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for RedisProc {
@@ -153,62 +242,71 @@ impl Drop for RedisProc {
     }
 }
 
-/// N redis-server "pods" named redis-cluster-<i> on 127.<net>.<i+1>, with fake Kubernetes nodes.
+/// N redis-server "pods" named redis-cluster-<i>, each in its own network namespace on a bridge
+/// of the test's own, with fake Kubernetes nodes.
 pub struct TestCluster {
-    pub net: String,
+    pub redis: Redis,
     pub procs: Vec<RedisProc>,
     pub topo: Topology,
     pub tmp: tempfile::TempDir,
     pub t: StreamTransport<DirectConnector>,
+    extra: Vec<String>,
+    // Last: the bridge goes after the pods' namespaces.
+    pub network: Network,
 }
 
 impl TestCluster {
-    /// `net` like "127.71.1"; pods get `net`.10+i.
-    pub fn start(net: &str, k8s_nodes: &[&str], masters: usize, replicas: usize) -> TestCluster {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut procs = Vec::new();
-        let mut pods = Vec::new();
-        for (i, node) in k8s_nodes.iter().enumerate() {
-            let ip = format!("{net}.{}", 10 + i);
-            procs.push(RedisProc::start(
-                &ip,
-                &tmp.path().join(format!("pod{i}")),
-                &[],
-            ));
-            pods.push(PodInfo {
-                name: format!("redis-cluster-{i}"),
-                ordinal: i as u32,
-                ip: Some(ip),
-                node: Some(node.to_string()),
-                pvc: format!("data-redis-cluster-{i}"),
-            });
-        }
-        let topo = Topology::new(pods, masters, replicas);
-        TestCluster {
-            net: net.into(),
-            procs,
-            topo,
-            tmp,
+    pub fn start(redis: Redis, k8s_nodes: &[&str], masters: usize, replicas: usize) -> TestCluster {
+        TestCluster::start_with(redis, k8s_nodes, masters, replicas, &[])
+    }
+
+    /// With `extra` redis-server arguments on every pod.
+    pub fn start_with(
+        redis: Redis,
+        k8s_nodes: &[&str],
+        masters: usize,
+        replicas: usize,
+        extra: &[&str],
+    ) -> TestCluster {
+        let network = Network::create().unwrap_or_else(|e| panic!("{e:#}"));
+        let mut c = TestCluster {
+            redis,
+            procs: Vec::new(),
+            topo: Topology::new(Vec::new(), masters, replicas),
+            tmp: tempfile::tempdir().unwrap(),
             t: direct(Duration::from_secs(5)),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            network,
+        };
+        for node in k8s_nodes {
+            c.add_pod(node);
         }
+        c
+    }
+
+    /// A fresh pod network namespace with a new address.
+    pub fn pod_network(&self) -> PodNetwork {
+        self.network.add_pod().unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Add a pod (scale up).
     pub fn add_pod(&mut self, node: &str) {
         let i = self.procs.len();
-        let ip = format!("{}.{}", self.net, 10 + i);
-        self.procs.push(RedisProc::start(
-            &ip,
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let proc = RedisProc::start(
+            self.redis,
+            self.pod_network(),
             &self.tmp.path().join(format!("pod{i}")),
-            &[],
-        ));
+            &extra,
+        );
         self.topo.pods.push(PodInfo {
             name: format!("redis-cluster-{i}"),
             ordinal: i as u32,
-            ip: Some(ip),
+            ip: Some(proc.ip.clone()),
             node: Some(node.to_string()),
             pvc: format!("data-redis-cluster-{i}"),
         });
+        self.procs.push(proc);
     }
 
     /// Remove the highest pod (StatefulSet scale-down).
@@ -225,10 +323,19 @@ impl TestCluster {
         }
     }
 
-    /// Restart pod i on a new IP, as a recreated pod with update-node.sh would.
-    pub fn restart_pod_at(&mut self, i: usize, new_ip: &str) {
-        self.procs[i].restart_at(new_ip);
-        self.topo.pods[i].ip = Some(new_ip.into());
+    /// Pod i recreated (same volume, new namespace and IP), as a StatefulSet does after the
+    /// pod object is deleted; update-node.sh runs first. Returns the new IP.
+    pub fn restart_pod(&mut self, i: usize) -> String {
+        let netns = self.pod_network();
+        self.restart_pod_in(i, netns)
+    }
+
+    /// Pod i recreated in `netns` (e.g. one another pod had before: its old address).
+    pub fn restart_pod_in(&mut self, i: usize, netns: PodNetwork) -> String {
+        self.procs[i].restart_in(netns);
+        let ip = self.procs[i].ip.clone();
+        self.topo.pods[i].ip = Some(ip.clone());
+        ip
     }
 
     pub async fn call(&self, i: usize, c: Cmd) -> Reply {
@@ -299,31 +406,27 @@ impl TestCluster {
         out
     }
 
-    /// SET key:<i> for every i, pipelined per master. With `wait`, each SET is followed by
-    /// `WAIT 1 <ms>` and only keys whose write reached a replica count as acknowledged.
+    /// SET key:<i> for every i, pipelined per master. With `wait`, each batch of SETs is followed
+    /// by `WAIT 1 <ms>`, and only keys whose batch reached a replica count as acknowledged (WAIT
+    /// covers every earlier write of the connection). One WAIT per SET in a pipeline would cost
+    /// Redis 5.0 ~100 ms each: it unblocks the next pipelined WAIT only on its next cron tick.
     pub async fn write_keys(&self, keys: std::ops::Range<u32>, wait: bool) -> Vec<u32> {
         let mut acked = Vec::new();
         for (addr, ks) in self.by_master(keys).await {
-            for chunk in ks.chunks(500) {
-                let mut cmds: Vec<Cmd> = Vec::new();
-                for k in chunk {
-                    cmds.push(cmd(["SET".to_string(), key(*k), value(*k)]));
-                    if wait {
-                        cmds.push(cmd(["WAIT", "1", "1000"]));
-                    }
+            for chunk in ks.chunks(if wait { 100 } else { 500 }) {
+                let mut cmds: Vec<Cmd> = chunk
+                    .iter()
+                    .map(|k| cmd(["SET".to_string(), key(*k), value(*k)]))
+                    .collect();
+                if wait {
+                    cmds.push(cmd(["WAIT", "1", "1000"]));
                 }
                 let replies = self.t.pipeline(&addr, &cmds).await.unwrap();
-                let step = if wait { 2 } else { 1 };
-                for (j, k) in chunk.iter().enumerate() {
-                    assert_eq!(
-                        replies[j * step],
-                        Reply::Status("OK".into()),
-                        "SET {} on {addr}",
-                        key(*k)
-                    );
-                    if !wait || replies[j * step + 1].int().unwrap_or(0) >= 1 {
-                        acked.push(*k);
-                    }
+                for (k, r) in chunk.iter().zip(&replies) {
+                    assert_eq!(*r, Reply::Status("OK".into()), "SET {} on {addr}", key(*k));
+                }
+                if !wait || replies[chunk.len()].int().unwrap_or(0) >= 1 {
+                    acked.extend_from_slice(chunk);
                 }
             }
             self.wait_until_in_aof(&addr).await;
