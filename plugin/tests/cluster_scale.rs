@@ -2,16 +2,17 @@
 
 mod cluster_support;
 
-use cluster_support::{fast, Redis, TestCluster};
+use cluster_support::{fast, CliTransport, Redis, TestCluster};
 use kubectl_redis::cluster::form::ensure_cluster;
 use kubectl_redis::cluster::nodes::parse_nodes;
 use kubectl_redis::cluster::status::render_text;
-use kubectl_redis::cluster::transport::cmd;
+use kubectl_redis::cluster::transport::{cmd, RedisTransport};
 use kubectl_redis::cluster::{scale_in, verify_cluster};
 
 on_redis_5_and_7!(
     three_to_four_masters_and_back_without_losing_a_key,
     a_half_migrated_slot_is_finished_without_losing_keys,
+    over_redis_cli_a_cluster_forms_and_a_half_migrated_slot_is_finished,
 );
 
 const NODES: [&str; 6] = ["node-a", "node-b", "node-c", "node-a", "node-b", "node-c"];
@@ -109,8 +110,29 @@ async fn three_to_four_masters_and_back_without_losing_a_key(redis: Redis) {
 }
 
 async fn a_half_migrated_slot_is_finished_without_losing_keys(redis: Redis) {
+    half_migrated_slot(redis, false).await
+}
+
+/// The same through this version's own redis-cli, as `--via exec` runs it in the pods: forming,
+/// `status` and the slot move (GETKEYSINSLOT, MIGRATE … KEYS, SETSLOT) parse its raw output.
+async fn over_redis_cli_a_cluster_forms_and_a_half_migrated_slot_is_finished(redis: Redis) {
+    half_migrated_slot(redis, true).await
+}
+
+async fn half_migrated_slot(redis: Redis, over_cli: bool) {
     let c = TestCluster::start(redis, &NODES, 3, 1);
-    let out = ensure_cluster(&c.t, &c.topo, &fast())
+    let cli = CliTransport { redis };
+    let t: &dyn RedisTransport = if over_cli { &cli } else { &c.t };
+    // An error reply is one (the formation loop waits on REPLICATE's "Unknown node").
+    let err = kubectl_redis::cluster::transport::call(
+        t,
+        &c.addr(0),
+        cmd(["CLUSTER", "REPLICATE", "abc"]),
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err}").contains("Unknown node abc"), "{err}");
+    let out = ensure_cluster(t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     let keys = c.write_keys(0..KEYS, false).await;
@@ -168,14 +190,14 @@ async fn a_half_migrated_slot_is_finished_without_losing_keys(redis: Redis) {
     )
     .await;
 
-    let report = verify_cluster(&c.t, &c.topo).await;
+    let report = verify_cluster(t, &c.topo).await;
     assert!(
         report.problems.iter().any(|p| p.kind == "open-slot"),
         "{}",
         render_text(&report)
     );
     let t0 = std::time::Instant::now();
-    let out = ensure_cluster(&c.t, &c.topo, &fast())
+    let out = ensure_cluster(t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("ensure took {:?}: {:?}", t0.elapsed(), out.actions);

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use kubectl_redis::cluster::nodes::{key_slot, parse_nodes};
 use kubectl_redis::cluster::resp::Reply;
 use kubectl_redis::cluster::transport::{
-    call, cmd, direct, Cmd, DirectConnector, RedisTransport, StreamTransport,
+    call, cmd, direct, parse_cli_output, BoxFuture, Cmd, DirectConnector, RedisTransport,
+    StreamTransport,
 };
 use kubectl_redis::cluster::{PodAddr, PodInfo, Topology};
 pub use localcluster::net::{Network, PodNetwork};
@@ -88,6 +89,42 @@ macro_rules! on_redis_5_and_7 {
 }
 
 pub const NODE_TIMEOUT_MS: u64 = 2000;
+
+/// What `--via exec` does in a pod, with this version's own redis-cli: one process per
+/// command, its raw (non-terminal) output parsed by the plugin's `parse_cli_output`.
+pub struct CliTransport {
+    pub redis: Redis,
+}
+
+impl RedisTransport for CliTransport {
+    fn pipeline<'a>(
+        &'a self,
+        pod: &'a PodAddr,
+        cmds: &'a [Cmd],
+    ) -> BoxFuture<'a, anyhow::Result<Vec<Reply>>> {
+        Box::pin(async move {
+            let mut replies = Vec::new();
+            for c in cmds {
+                let out = tokio::process::Command::new(self.redis.cli())
+                    .args(["-h", pod.ip.as_str(), "-p", &pod.port.to_string()])
+                    .args(c.iter().map(|a| String::from_utf8_lossy(a).into_owned()))
+                    .stdin(Stdio::null())
+                    .output()
+                    .await?;
+                replies.push(parse_cli_output(
+                    c,
+                    &String::from_utf8_lossy(&out.stdout),
+                    &String::from_utf8_lossy(&out.stderr),
+                ));
+            }
+            Ok(replies)
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "exec"
+    }
+}
 
 /// One "pod": a redis-server in a network namespace of its own (`localcluster::net`), reachable
 /// from the host over the test's bridge at the namespace's address, as a pod at its pod IP.
