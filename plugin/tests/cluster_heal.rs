@@ -262,7 +262,18 @@ async fn update_node_rewrites_the_nodes_conf_the_server_wrote(redis: Redis) {
     }
     // Runs update-node.sh once more (a no-op now), then the server.
     c.restart_pod_in(i, netns);
-    let me = parse_nodes(&c.nodes_text(i).await)
+    // Redis 5.0 refuses CLUSTER (no `loading` flag in its command table) until its AOF is read.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        match call(&c.t, &c.addr(i), cmd(["CLUSTER", "NODES"])).await {
+            Ok(reply) => break reply.text().unwrap(),
+            Err(e) if format!("{e}").contains("LOADING") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e:#}"),
+        }
+    };
+    let me = parse_nodes(&text)
         .unwrap()
         .into_iter()
         .find(|n| n.is_myself())
