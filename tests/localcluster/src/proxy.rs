@@ -229,9 +229,9 @@ pub fn classify<B>(req: &Request<B>) -> RequestRecord {
         .query()
         .map(|q| {
             q.split('&')
-                .filter_map(|kv| {
+                .map(|kv| {
                     let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    Some((k.to_string(), v.to_string()))
+                    (k.to_string(), v.to_string())
                 })
                 .collect()
         })
