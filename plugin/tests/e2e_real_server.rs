@@ -99,14 +99,14 @@ fn kubectl_create_explain_and_server_side_diff_agree_with_plan() {
     assert!(
         planned
             .iter()
-            .any(|l| l.contains("ConfigMap redis-cluster-configmap")),
+            .any(|l| l.contains("ConfigMap default/redis-cluster-configmap")),
         "{}",
         plan.stdout
     );
     assert!(
         planned
             .iter()
-            .any(|l| l.contains("StatefulSet redis-cluster")),
+            .any(|l| l.contains("StatefulSet default/redis-cluster ")),
         "{}",
         plan.stdout
     );
