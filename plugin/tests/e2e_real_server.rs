@@ -4,37 +4,9 @@
 
 mod e2e_support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
-use e2e_support::{kubectl_bin, Env};
+use e2e_support::Env;
 
 const CLUSTER: &str = "specs/redis-cluster.yaml";
-
-/// kubectl with stdin, returning (exit code, stdout, stderr).
-fn kubectl_with_stdin(env: &Env, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(kubectl_bin())
-        .arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn kubectl_create_explain_and_server_side_diff_agree_with_plan() {
@@ -66,8 +38,7 @@ fn kubectl_create_explain_and_server_side_diff_agree_with_plan() {
         .filter(|l| l.trim_start().starts_with("~ "))
         .collect();
     let rendered = env.ok(&["render", "-f", &spec]);
-    let (code, diff, stderr) = kubectl_with_stdin(
-        &env,
+    let (code, diff, stderr) = env.kubectl_stdin(
         &[
             "diff",
             "--server-side",
@@ -238,7 +209,7 @@ fn the_seeds_own_formation_command_works_on_what_apply_made() {
     ];
     args.extend(ips.split_whitespace());
     // The seed runs it with -it and answers "yes" at the prompt; here stdin is a pipe.
-    let (code, out, err) = kubectl_with_stdin(&env, &args, "yes\n");
+    let (code, out, err) = env.kubectl_stdin(&args, "yes\n");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
     let status = env.status_when_healthy();

@@ -107,21 +107,15 @@ impl Env {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
-    /// `kubectl apply --server-side` of a manifest from stdin, as another field manager would.
-    pub fn kubectl_apply(&self, manifest: &str) {
+    /// kubectl with `stdin` piped in: (exit code, stdout, stderr).
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
         use std::io::Write as _;
         let mut child = Command::new(kubectl_bin())
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args([
-                "apply",
-                "--server-side",
-                "--field-manager",
-                "someone-else",
-                "-f",
-                "-",
-            ])
+            .args(args)
             .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -129,14 +123,28 @@ impl Env {
             .stdin
             .take()
             .unwrap()
-            .write_all(manifest.as_bytes())
+            .write_all(stdin.as_bytes())
             .unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "kubectl apply: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `kubectl apply --server-side` of a manifest from stdin, as another field manager would.
+    pub fn kubectl_apply(&self, manifest: &str) {
+        let args = [
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "someone-else",
+            "-f",
+            "-",
+        ];
+        let (code, _, stderr) = self.kubectl_stdin(&args, manifest);
+        assert_eq!(code, 0, "kubectl apply: {stderr}");
     }
 
     /// Every object of the kinds kubectl-redis manages that carries its managed-by label.

@@ -425,7 +425,9 @@ impl Agent {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(uid.clone(), rp.clone());
-        let mut tasks = vec![tokio::spawn(self.clone().report_status(rp.clone()))];
+        let mut tasks = vec![tokio::spawn(
+            self.clone().report_status(rp.clone(), stop_rx.clone()),
+        )];
         rp.status_changed.notify_one();
         for (cname, argv, probe) in plans {
             let sb = sandboxes[&cname].clone();
@@ -876,11 +878,15 @@ impl Agent {
     }
 
     /// Pushes the pod's status to the API server whenever it changes, until the pod stops.
-    async fn report_status(self: Arc<Self>, pod: Arc<RunningPod>) {
+    async fn report_status(self: Arc<Self>, pod: Arc<RunningPod>, mut stop: watch::Receiver<bool>) {
         let api: Api<Pod> = Api::namespaced(self.nodes[pod.node].client.clone(), &pod.ns);
         let mut sent = Value::Null;
         loop {
-            pod.status_changed.notified().await;
+            tokio::select! {
+                _ = pod.status_changed.notified() => {}
+                // A stopped pod's status is the deletion's business, not ours.
+                _ = stop.changed() => return,
+            }
             // Let a burst of container updates settle into one write.
             tokio::time::sleep(Duration::from_millis(5)).await;
             let status = pod.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
