@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::cli::GlobalArgs;
 use crate::error::Outcome;
-use crate::kubeapi::{self, Connection, FIELD_MANAGER};
+use crate::kubeapi::{self, Connection, InvalidCause, FIELD_MANAGER};
 use crate::ownership;
 use crate::redact;
 use crate::render::{self, Bundle, RenderedObject};
@@ -364,8 +364,24 @@ async fn plan_object(
                 .map_err(|e| explain(e, "patch"))?;
             Some(serde_json::to_value(forced).expect("API objects serialize"))
         }
-        Err(kube::Error::Api(status)) if status.code == 422 && live.is_some() => {
-            consequence = Some(replace_consequence(desired, &status.message));
+        Err(kube::Error::Api(status)) if status.code == 422 => {
+            let causes = kubeapi::invalid_causes(&status);
+            let (immutable, invalid): (Vec<_>, Vec<_>) =
+                causes.into_iter().partition(InvalidCause::is_immutable);
+            // Only an immutable field is cured by deleting and creating the object; any other
+            // cause (or none given) would fail the create just the same, after the delete.
+            if live.is_none() || immutable.is_empty() || !invalid.is_empty() {
+                return Err(InvalidObject {
+                    object: kubeapi::describe_object(desired),
+                    origin: format!("{}:{}", rendered.origin.file, rendered.origin.line),
+                    live: live.is_some(),
+                    server_message: status.message.clone(),
+                    causes: invalid,
+                    immutable: immutable.len(),
+                }
+                .into());
+            }
+            consequence = Some(replace_consequence(desired, &immutable));
             None
         }
         Err(error) => return Err(explain(error, "patch")),
@@ -533,10 +549,62 @@ fn conflicts_of(status: &kube::core::Status) -> Vec<Conflict> {
     conflicts
 }
 
+/// The API server refuses an object for a reason a replace would not cure: the plan stops
+/// before anything is written, naming the object, the fields and the server's words.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct InvalidObject {
+    /// `StatefulSet default/redis`.
+    pub object: String,
+    /// `file:line` of the spec document.
+    pub origin: String,
+    /// Whether the object exists, so that a replace was a possibility.
+    pub live: bool,
+    /// The Status message, for a 422 that gives no causes.
+    pub server_message: String,
+    /// The causes that are not immutable fields.
+    pub causes: Vec<InvalidCause>,
+    /// How many causes were immutable fields (which alone would plan a replace).
+    pub immutable: usize,
+}
+
+impl InvalidObject {
+    fn describe(&self) -> String {
+        let reasons = if self.causes.is_empty() {
+            self.server_message.clone()
+        } else {
+            self.causes
+                .iter()
+                .map(InvalidCause::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        };
+        let replace = if self.live {
+            " for a reason that replacing it would not cure"
+        } else {
+            ""
+        };
+        let immutable = match self.immutable {
+            0 => String::new(),
+            n => format!("\n  (and {n} change(s) to immutable fields, which would need a replace)"),
+        };
+        format!(
+            "{} ({}) is invalid: the API server refuses it (422){replace}:\n  {reasons}{immutable}\n\
+             Nothing was written; fix the spec and plan again",
+            self.object, self.origin
+        )
+    }
+}
+
 /// What replacing an object does to the data it stands for, in words.
-fn replace_consequence(desired: &Value, server_message: &str) -> String {
+fn replace_consequence(desired: &Value, immutable: &[InvalidCause]) -> String {
     let what = kubeapi::describe_object(desired);
-    let why = format!("the API server refuses an in-place update ({server_message})");
+    let fields = immutable
+        .iter()
+        .map(InvalidCause::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let why = format!("the API server refuses an in-place update ({fields})");
     match desired["kind"].as_str().unwrap_or_default() {
         "StatefulSet" => format!(
             "{why}. {what} will be deleted with its pods orphaned (they keep running) and created \
@@ -907,6 +975,42 @@ mod tests {
         assert_eq!(
             project(&live, &shape),
             json!({"spec": {"a": 1, "list": [{"x": 1}, {"x": 3}]}})
+        );
+    }
+
+    #[test]
+    fn an_invalid_object_names_its_fields_and_the_immutable_ones_it_also_changes() {
+        let cause = InvalidCause {
+            reason: kubeapi::CauseReason::Invalid,
+            field: "spec.template.metadata.labels".into(),
+            message: "Invalid value: {}: `selector` does not match template `labels`".into(),
+        };
+        let error = InvalidObject {
+            object: "StatefulSet default/redis".into(),
+            origin: "specs/redis-single/03-redis.yaml:14".into(),
+            live: true,
+            server_message: "StatefulSet.apps \"redis\" is invalid: [...]".into(),
+            causes: vec![cause],
+            immutable: 1,
+        };
+        assert_eq!(
+            error.to_string(),
+            "StatefulSet default/redis (specs/redis-single/03-redis.yaml:14) is invalid: the API \
+             server refuses it (422) for a reason that replacing it would not cure:\n  field \
+             `spec.template.metadata.labels`: Invalid value: {}: `selector` does not match \
+             template `labels`\n  (and 1 change(s) to immutable fields, which would need a \
+             replace)\nNothing was written; fix the spec and plan again"
+        );
+        let bare = InvalidObject {
+            live: false,
+            causes: Vec::new(),
+            immutable: 0,
+            ..error
+        };
+        assert!(
+            bare.to_string()
+                .contains("refuses it (422):\n  StatefulSet.apps \"redis\" is invalid"),
+            "without causes, the server's message: {bare}"
         );
     }
 

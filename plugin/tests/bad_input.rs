@@ -1,0 +1,94 @@
+//! Bad input never panics and never destroys: through the built binary, a change the API server
+//! refuses for a reason a replace would not cure stops at plan time with nothing written.
+
+mod e2e_support;
+
+use e2e_support::Env;
+
+/// The single-Redis seed's manifests, copied under the same directory name (so the same
+/// instance), with the StatefulSet's pod template relabelled: its selector no longer matches.
+/// The `selectors` rule, which would catch that offline, is waived so the server gets to judge.
+fn relabelled_single_seed(env: &Env) -> String {
+    let from = env.repo().join("specs/redis-single");
+    let dir = env.dir.path().join("redis-single");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        let mut text = std::fs::read_to_string(entry.path()).unwrap();
+        if entry.file_name() == "03-redis.yaml" {
+            let waiver = "  annotations:\n    policy.kubectl-redis.io/waive-selectors: testing \
+                          what the API server says\n";
+            for (from, to) in [
+                (
+                    "    metadata:\n      labels:\n        app: redis\n",
+                    "    metadata:\n      labels:\n        app: redis-canary\n".to_string(),
+                ),
+                (
+                    "metadata:\n  name: redis\nspec:\n  selector:",
+                    format!("metadata:\n  name: redis\n{waiver}spec:\n  selector:"),
+                ),
+                (
+                    "metadata:\n  name: redis\n  labels:",
+                    format!("metadata:\n  name: redis\n{waiver}  labels:"),
+                ),
+            ] {
+                assert!(text.contains(from), "the seed has {from:?}");
+                text = text.replace(from, &to);
+            }
+        }
+        std::fs::write(dir.join(entry.file_name()), text).unwrap();
+    }
+    dir.to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_invalid_change_is_a_plan_error_and_apply_writes_nothing() {
+    let env = Env::start();
+    env.apply_objects("specs/redis-single");
+    let spec = relabelled_single_seed(&env);
+
+    let plan = env.run(&["plan", "-f", &spec]);
+    assert_eq!(plan.code, 1, "{}{}", plan.stdout, plan.stderr);
+    assert!(!plan.stdout.contains("REPLACED"), "{}", plan.stdout);
+    for expected in [
+        "StatefulSet default/redis (",
+        "03-redis.yaml:",
+        "field `spec.template.metadata.labels`",
+        "`selector` does not match template `labels`",
+        "replacing it would not cure",
+        "Nothing was written",
+    ] {
+        assert!(
+            plan.stderr.contains(expected),
+            "{expected}: {}",
+            plan.stderr
+        );
+    }
+
+    // Even allowed to replace, apply stops before its first write: the StatefulSet survives.
+    env.cluster.reset_request_counts();
+    let apply = env.run(&[
+        "apply",
+        "-f",
+        &spec,
+        "--yes",
+        "--allow-replace",
+        "--skip-cluster-init",
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    let counts = env.cluster.request_counts();
+    assert_eq!(counts.writes, 0, "nothing is written: {counts:?}");
+    assert_eq!(
+        env.kubectl(&[
+            "get",
+            "statefulset",
+            "redis",
+            "-o",
+            "jsonpath={.spec.template.metadata.labels.app}"
+        ]),
+        "redis"
+    );
+    assert_eq!(env.running_pods("app=redis"), 1);
+}
