@@ -47,7 +47,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub allow_replace: bool,
     /// How long to wait for volumes, pods and the Redis cluster (e.g. 90s, 5m, 1h).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = crate::cli::parse_timeout)]
     pub timeout: Duration,
     /// Stop after the Kubernetes objects are rolled out; do not form or heal the Redis cluster.
     #[arg(long)]
@@ -68,7 +68,7 @@ pub struct ApplyArgs {
 
 /// `kubectl redis apply`.
 pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcome> {
-    let deadline = Instant::now() + args.timeout;
+    let deadline = crate::cli::deadline_after(args.timeout)?;
     let (connection, plan) = match &args.plan_file {
         Some(path) => {
             let plan = Plan::load(path)?;
@@ -606,35 +606,6 @@ pub async fn check_fresh(connection: &Connection, plan: &Plan) -> anyhow::Result
     Ok(())
 }
 
-/// Parses `--timeout`: `90s`, `5m`, `1h`, `1m30s`, or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("`{text}` is not a duration: write e.g. 90s, 5m, 1h or 1m30s");
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return Err(bad()),
-        };
-        let value: u64 = number.parse().map_err(|_| bad())?;
-        total += value * unit;
-        number.clear();
-    }
-    if !number.is_empty() || text.is_empty() {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
-
 /// Asks `[y/N]` on a terminal; elsewhere, `--yes` is required so that a pipeline never applies
 /// by accident.
 pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
@@ -669,21 +640,4 @@ pub fn conflicts(plan: &Plan) -> Vec<String> {
                 .map(move |c| format!("{}: {} (owned by \"{}\")", o.describe(), c.field, c.manager))
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "5x", "m", "1.5m", "5m3"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 }

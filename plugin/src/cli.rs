@@ -3,6 +3,8 @@
 //! Each subcommand's arguments and its `run` function live in the module of the stage it drives;
 //! this file only wires them together.
 
+use std::time::{Duration, Instant};
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Declarative Redis Cluster on Kubernetes.
@@ -81,4 +83,72 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// The longest `--timeout` accepted. Longer waits are typos, and a deadline is `now + timeout`,
+/// which must stay representable.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parses `--timeout`: plain seconds, or humantime's syntax (`90s`, `5m`, `1h`, `1m30s`,
+/// `1h 30m`), at most [`MAX_TIMEOUT`].
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = match text.trim().parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text).map_err(|error| {
+            format!("`{text}` is not a duration ({error}): write e.g. 90s, 5m, 1h or 1m30s")
+        })?,
+    };
+    if duration > MAX_TIMEOUT {
+        return Err(format!("--timeout is at most 24h, got `{text}`"));
+    }
+    Ok(duration)
+}
+
+/// The instant `timeout` from now, for a timeout taken from the command line.
+pub fn deadline_after(timeout: Duration) -> anyhow::Result<Instant> {
+    Instant::now().checked_add(timeout).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--timeout {} is beyond what this system's clock can count to",
+            humantime::format_duration(timeout)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_timeout("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_timeout("24h"), Ok(MAX_TIMEOUT));
+        for bad in ["", "5x", "m", "5m3", "-1s"] {
+            let error = parse_timeout(bad).unwrap_err();
+            assert!(error.contains("is not a duration"), "{bad}: {error}");
+        }
+        for huge in [
+            "24h 1s",
+            "86401",
+            "18446744073709551615s",
+            "18446744073709551615",
+        ] {
+            let error = parse_timeout(huge).unwrap_err();
+            assert!(
+                error.starts_with("--timeout is at most 24h"),
+                "{huge}: {error}"
+            );
+        }
+        // Past u64 seconds: humantime's own overflow error, still no panic.
+        assert!(parse_timeout("99999999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn deadlines_never_overflow() {
+        assert!(deadline_after(MAX_TIMEOUT).is_ok());
+        assert!(deadline_after(Duration::MAX).is_err());
+    }
 }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use crate::apply::{confirm, delete_object, parse_duration};
+use crate::apply::{confirm, delete_object};
 use crate::cli::GlobalArgs;
 use crate::error::Outcome;
 use crate::kubeapi::{self, Connection};
@@ -35,13 +35,13 @@ pub struct DestroyArgs {
     #[arg(long)]
     pub delete_volumes: bool,
     /// How long to wait for the pods and objects to be gone.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = crate::cli::parse_timeout)]
     pub timeout: Duration,
 }
 
 /// `kubectl redis destroy`.
 pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> anyhow::Result<Outcome> {
-    let deadline = Instant::now() + args.timeout;
+    let deadline = crate::cli::deadline_after(args.timeout)?;
     let spec = spec::load(&args.files)?;
     let connection = kubeapi::connect(global).await?;
     let bundle = render::render(

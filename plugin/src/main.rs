@@ -6,7 +6,18 @@ use kubectl_redis::error::Outcome;
 use kubectl_redis::{apply, check, cluster, completion, destroy, plan, render};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout with 0; a bad flag is bad input: exit 1, as everywhere.
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     init_logging(cli.global.verbose);
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, args),

@@ -1,9 +1,32 @@
 //! Bad input never panics and never destroys: through the built binary, a change the API server
-//! refuses for a reason a replace would not cure stops at plan time with nothing written.
+//! refuses for a reason a replace would not cure stops at plan time with nothing written, and an
+//! absurd `--timeout` is a flag error.
 
 mod e2e_support;
 
+use std::path::Path;
+use std::process::Command;
+
+use assert_cmd::prelude::*;
 use e2e_support::Env;
+
+fn kubectl_redis(args: &[&str]) -> (i32, String, String) {
+    let output = Command::cargo_bin("kubectl-redis")
+        .unwrap()
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+        .args(["--color", "never"])
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+    )
+}
 
 /// The single-Redis seed's manifests, copied under the same directory name (so the same
 /// instance), with the StatefulSet's pod template relabelled: its selector no longer matches.
@@ -91,4 +114,35 @@ fn an_invalid_change_is_a_plan_error_and_apply_writes_nothing() {
         "redis"
     );
     assert_eq!(env.running_pods("app=redis"), 1);
+}
+
+#[test]
+fn a_timeout_beyond_a_day_is_a_flag_error_not_a_panic() {
+    for command in ["apply", "destroy"] {
+        for timeout in ["18446744073709551615s", "18446744073709551615", "25h"] {
+            let (code, _, stderr) = kubectl_redis(&[
+                command,
+                "-f",
+                "specs/redis-cluster.yaml",
+                "--timeout",
+                timeout,
+            ]);
+            assert_eq!(code, 1, "{command} --timeout {timeout}: {stderr}");
+            assert!(
+                stderr.contains("--timeout is at most 24h"),
+                "{command} --timeout {timeout}: {stderr}"
+            );
+            assert!(!stderr.contains("overflow"), "{stderr}");
+        }
+    }
+    let (code, _, stderr) = kubectl_redis(&[
+        "apply",
+        "-f",
+        "specs/redis-cluster.yaml",
+        "--timeout",
+        "5 fortnights",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is not a duration"), "{stderr}");
+    assert!(stderr.contains("--timeout"), "{stderr}");
 }

@@ -37,6 +37,15 @@ impl Default for FormOptions {
     }
 }
 
+impl FormOptions {
+    /// `timeout` from now; the timeout comes from the command line, so the sum is checked.
+    pub fn deadline(&self) -> Result<Instant> {
+        Instant::now()
+            .checked_add(self.timeout)
+            .ok_or_else(|| anyhow::anyhow!("a timeout of {:?} cannot be counted to", self.timeout))
+    }
+}
+
 /// What `ensure_cluster` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct FormOutcome {
@@ -386,7 +395,7 @@ pub async fn ensure_cluster(
     opts: &FormOptions,
 ) -> Result<FormOutcome> {
     let start = Instant::now();
-    let deadline = start + opts.timeout;
+    let deadline = opts.deadline()?;
     topo.validate()?;
     let obs = observe_all(t, topo, deadline, opts.poll).await?;
     let report = verify(topo, &obs);

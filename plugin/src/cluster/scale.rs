@@ -325,7 +325,7 @@ pub async fn scale_in(
     masters: usize,
     opts: &FormOptions,
 ) -> Result<ScaleInOutcome> {
-    let deadline = Instant::now() + opts.timeout;
+    let deadline = opts.deadline()?;
     let obs = observe_all(t, topo, deadline, opts.poll).await?;
     let report = verify(topo, &obs);
     if !report.healthy {

@@ -73,7 +73,18 @@ impl Topology {
                 self.masters
             );
         }
-        let want = self.masters * (self.replicas_per_master + 1);
+        // The shape comes from annotations on a live object, which anyone may have edited.
+        let want = self
+            .replicas_per_master
+            .checked_add(1)
+            .and_then(|per_shard| per_shard.checked_mul(self.masters))
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} masters with {} replica(s) each is not a shape a Redis Cluster can have",
+                    self.masters,
+                    self.replicas_per_master
+                )
+            })?;
         if self.pods.len() < want {
             bail!(
                 "{} masters with {} replica(s) each need {want} pods, found {}: {}",
@@ -181,5 +192,12 @@ mod tests {
         assert_eq!(ordinal_of("redis-cluster", "redis-cluster-10"), Some(10));
         assert_eq!(ordinal_of("redis-cluster", "redis-cluster-x"), None);
         assert_eq!(ordinal_of("redis", "redis-cluster-1"), None);
+    }
+
+    #[test]
+    fn an_impossible_shape_is_an_error_not_an_overflow() {
+        let topology = Topology::new(Vec::new(), usize::MAX, usize::MAX);
+        let error = topology.validate().unwrap_err().to_string();
+        assert!(error.contains("is not a shape"), "{error}");
     }
 }
