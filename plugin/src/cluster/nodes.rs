@@ -54,50 +54,88 @@ impl NodeLine {
     }
 }
 
+/// Length of a Redis Cluster node id: 40 hex characters (`CLUSTER_NAMELEN`).
+pub const NODE_ID_LEN: usize = 40;
+
+/// A `CLUSTER NODES` reply that is not what Redis writes. The observer records it as the pod's
+/// error, so it is always reported with the node that sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodesError {
+    #[error("malformed CLUSTER NODES line {line:?}: {reason}")]
+    Line { line: String, reason: String },
+    #[error("CLUSTER NODES has no single `myself` line")]
+    NoSingleMyself,
+}
+
+/// Whether `id` is a node id as Redis makes them; anything else came from a broken peer.
+pub fn is_node_id(id: &str) -> bool {
+    id.len() == NODE_ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Parse `CLUSTER NODES` (Redis 5 `ip:port@cport`, Redis 7 `ip:port@cport,hostname`).
-pub fn parse_nodes(text: &str) -> Result<Vec<NodeLine>, String> {
+pub fn parse_nodes(text: &str) -> Result<Vec<NodeLine>, NodesError> {
     let mut out = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let bad = |reason: String| NodesError::Line {
+            // A peer's line can be anything; quote a bounded, char-safe prefix of it.
+            line: line.chars().take(200).collect(),
+            reason,
+        };
+        let id_or_bad = |what: &str, id: &str| {
+            if is_node_id(id) {
+                Ok(id.to_string())
+            } else {
+                Err(bad(format!(
+                    "{what} {:?} is not a {NODE_ID_LEN}-character hex node id",
+                    id.chars().take(60).collect::<String>()
+                )))
+            }
+        };
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 8 {
-            return Err(format!("malformed CLUSTER NODES line: {line:?}"));
+            return Err(bad(format!("{} fields, at least 8 expected", f.len())));
         }
+        let id = id_or_bad("node id", f[0])?;
+        let master_id = match f[3] {
+            "-" => None,
+            master => Some(id_or_bad("master id", master)?),
+        };
         let addr = f[1].split(',').next().unwrap_or("");
         let hostport = addr.split('@').next().unwrap_or("");
         let (ip, port) = match hostport.rsplit_once(':') {
             Some((ip, port)) => (ip.to_string(), port.parse().unwrap_or(0)),
             None => (String::new(), 0),
         };
+        let slot = |s: &str| s.parse::<u16>().ok().filter(|s| *s < SLOTS);
         let mut slots = Vec::new();
         let (mut migrating, mut importing) = (Vec::new(), Vec::new());
         for s in &f[8..] {
             if let Some(open) = s.strip_prefix('[').and_then(|o| o.strip_suffix(']')) {
-                if let Some((slot, to)) = open.split_once("->-") {
-                    migrating.extend(slot.parse().ok().map(|s| (s, to.to_string())));
-                } else if let Some((slot, from)) = open.split_once("-<-") {
-                    importing.extend(slot.parse().ok().map(|s| (s, from.to_string())));
-                }
+                let (list, (number, peer)) = match (open.split_once("->-"), open.split_once("-<-"))
+                {
+                    (Some(to), _) => (&mut migrating, to),
+                    (None, Some(from)) => (&mut importing, from),
+                    (None, None) => return Err(bad(format!("bad open slot {s:?}"))),
+                };
+                let number = slot(number).ok_or_else(|| bad(format!("bad open slot {s:?}")))?;
+                list.push((number, id_or_bad("open slot peer", peer)?));
                 continue;
             }
             let r = match s.split_once('-') {
-                Some((a, b)) => a.parse().ok().zip(b.parse().ok()),
-                None => s.parse().ok().map(|a| (a, a)),
+                Some((a, b)) => slot(a).zip(slot(b)),
+                None => slot(s).map(|a| (a, a)),
             };
             match r {
-                Some((a, b)) if a <= b && b < SLOTS => slots.push((a, b)),
-                _ => {
-                    return Err(format!(
-                        "bad slot range {s:?} in CLUSTER NODES line: {line:?}"
-                    ))
-                }
+                Some((a, b)) if a <= b => slots.push((a, b)),
+                _ => return Err(bad(format!("bad slot range {s:?}"))),
             }
         }
         out.push(NodeLine {
-            id: f[0].to_string(),
+            id,
             ip,
             port,
             flags: f[2].split(',').map(str::to_string).collect(),
-            master_id: (f[3] != "-").then(|| f[3].to_string()),
+            master_id,
             config_epoch: f[6].parse().unwrap_or(0),
             link_connected: f[7] == "connected",
             slots,
@@ -106,7 +144,7 @@ pub fn parse_nodes(text: &str) -> Result<Vec<NodeLine>, String> {
         });
     }
     if out.iter().filter(|n| n.is_myself()).count() != 1 {
-        return Err("CLUSTER NODES has no single `myself` line".into());
+        return Err(NodesError::NoSingleMyself);
     }
     Ok(out)
 }
@@ -262,6 +300,67 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
         assert!(n[2].is_myself());
         assert!(n[3].no_addr() && n[3].failing() && !n[3].link_connected);
         assert!(parse_nodes("garbage").is_err());
+    }
+
+    const ME: &str = "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca";
+
+    fn reason(line: &str) -> String {
+        match parse_nodes(line) {
+            Err(NodesError::Line { reason, .. }) => reason,
+            other => panic!("{line:?} must be a malformed line, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn node_ids_are_checked_not_sliced() {
+        let mine = format!("{ME} 10.0.0.1:6379@16379 myself,master - 0 0 1 connected 0-16383");
+        assert_eq!(parse_nodes(&mine).unwrap()[0].id, ME);
+        // Short, long, multi-byte and non-hex ids from a broken peer: errors, never panics.
+        for id in [
+            "",
+            "abc",
+            "é",
+            &"é".repeat(40),
+            &format!("{ME}0"),
+            &"g".repeat(40),
+        ] {
+            let line = format!("{id} 10.0.0.1:6379@16379 myself,master - 0 0 1 connected");
+            let line = line.trim_start();
+            assert!(parse_nodes(line).is_err(), "{line:?}");
+        }
+        let bad_master = format!("{ME} 10.0.0.1:6379@16379 myself,slave ééé 0 0 1 connected");
+        assert!(reason(&bad_master).contains("master id"));
+        let bad_peer = format!("{ME} 10.0.0.1:6379@16379 myself,master - 0 0 1 connected [5->-é]");
+        assert!(reason(&bad_peer).contains("open slot peer"));
+        assert_eq!(
+            parse_nodes(&format!("{ME} :0@0 master - 0 0 1 connected")),
+            Err(NodesError::NoSingleMyself)
+        );
+    }
+
+    #[test]
+    fn slots_outside_the_16384_are_errors() {
+        for slots in [
+            "16384",
+            "0-16384",
+            "5-3",
+            "[16384->-{ME}]",
+            "[1-<-]",
+            "[1]",
+            "x",
+        ] {
+            let slots = slots.replace("{ME}", ME);
+            let line = format!("{ME} 10.0.0.1:6379@16379 myself,master - 0 0 1 connected {slots}");
+            let reason = reason(&line);
+            assert!(reason.contains("slot"), "{slots}: {reason}");
+        }
+    }
+
+    #[test]
+    fn a_huge_line_is_quoted_short() {
+        let line = format!("{} x", "é".repeat(100_000));
+        let message = parse_nodes(&line).unwrap_err().to_string();
+        assert!(message.len() < 1_000, "{}", message.len());
     }
 
     #[test]

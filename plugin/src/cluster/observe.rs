@@ -136,7 +136,7 @@ pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo)
         };
         st.error.get_or_insert(why);
     };
-    match text(&replies[0]).and_then(|s| parse_nodes(&s)) {
+    match text(&replies[0]).and_then(|s| parse_nodes(&s).map_err(|e| e.to_string())) {
         Ok(nodes) => st.nodes = nodes,
         Err(e) => fail(0, e),
     }

@@ -94,60 +94,177 @@ pub fn encode<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
     }
 }
 
-fn proto(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+/// Redis's own `proto-max-bulk-len` default: no bulk string a Redis server sends is longer, so
+/// a longer one is a broken or hostile peer.
+pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+/// The bytes of one whole reply, framing included: one maximal bulk string and its header.
+pub const MAX_REPLY_LEN: usize = MAX_BULK_LEN + MAX_LINE_LEN;
+/// Elements in one reply, nested ones included. The largest replies asked for are
+/// `GETKEYSINSLOT` batches of 200 keys, so this is far beyond anything legitimate.
+pub const MAX_ELEMENTS: usize = 1024 * 1024;
+/// A status, error, integer or length line. Redis's are a few dozen bytes.
+pub const MAX_LINE_LEN: usize = 64 * 1024;
+/// Array nesting; cluster management replies nest at most twice.
+pub const MAX_DEPTH: usize = 8;
+
+/// Why a reply could not be read. The transport prefixes the pod, so every error names the node.
+#[derive(Debug, thiserror::Error)]
+pub enum RespError {
+    #[error("connection closed by the server")]
+    Closed,
+    #[error("connection error: {0}")]
+    Io(#[from] io::Error),
+    /// Bytes that are not RESP2.
+    #[error("malformed reply: {0}")]
+    Malformed(String),
+    /// A length beyond the limits above (or beyond what is left of them in this reply): refused
+    /// before anything is allocated for it.
+    #[error("reply too large: a {what} of {len} would pass the limit of {limit} for one reply")]
+    TooLarge {
+        what: &'static str,
+        len: u64,
+        limit: usize,
+    },
 }
 
-/// Read one reply. Nested arrays are read iteratively-recursively via boxing.
-pub async fn read_reply<R: AsyncRead + Unpin + Send>(r: &mut BufReader<R>) -> io::Result<Reply> {
-    let mut line = Vec::new();
-    let n = r.read_until(b'\n', &mut line).await?;
-    if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed by server",
-        ));
-    }
-    if line.len() < 3 || !line.ends_with(b"\r\n") {
-        return Err(proto(format!(
-            "malformed RESP line {:?}",
-            String::from_utf8_lossy(&line)
-        )));
-    }
-    let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    match line[0] {
+/// What is left of one reply's allowance of bytes and elements.
+struct Budget {
+    bytes: usize,
+    elements: usize,
+}
+
+/// Read one reply, within [`MAX_BULK_LEN`], [`MAX_REPLY_LEN`], [`MAX_ELEMENTS`],
+/// [`MAX_LINE_LEN`] and [`MAX_DEPTH`]. Memory grows with the bytes the peer actually sends, never with the lengths it
+/// announces.
+pub async fn read_reply<R: AsyncRead + Unpin + Send>(
+    r: &mut BufReader<R>,
+) -> Result<Reply, RespError> {
+    let mut budget = Budget {
+        bytes: MAX_REPLY_LEN,
+        elements: MAX_ELEMENTS,
+    };
+    read_value(r, &mut budget, 0).await
+}
+
+async fn read_value<R: AsyncRead + Unpin + Send>(
+    r: &mut BufReader<R>,
+    budget: &mut Budget,
+    depth: usize,
+) -> Result<Reply, RespError> {
+    let line = read_line(r, budget).await?;
+    let Some((&kind, body)) = line.split_first() else {
+        return Err(RespError::Malformed("empty line".into()));
+    };
+    let body = String::from_utf8_lossy(body).into_owned();
+    match kind {
         b'+' => Ok(Reply::Status(body)),
         b'-' => Ok(Reply::Error(body)),
         b':' => body
             .parse()
             .map(Reply::Int)
-            .map_err(|_| proto(format!("bad integer {body:?}"))),
+            .map_err(|_| RespError::Malformed(format!("bad integer {body:?}"))),
         b'$' => {
-            let len: i64 = body
-                .parse()
-                .map_err(|_| proto(format!("bad bulk length {body:?}")))?;
-            if len < 0 {
+            let Some(len) = length(&body, "bulk string", budget.bytes, MAX_BULK_LEN)? else {
                 return Ok(Reply::Nil);
+            };
+            budget.bytes -= len;
+            let mut buf = Vec::new();
+            let wanted = len as u64 + 2;
+            let got = (&mut *r).take(wanted).read_to_end(&mut buf).await?;
+            if (got as u64) < wanted {
+                return Err(RespError::Closed);
             }
-            let mut buf = vec![0u8; len as usize + 2];
-            r.read_exact(&mut buf).await?;
-            buf.truncate(len as usize);
+            if !buf.ends_with(b"\r\n") {
+                return Err(RespError::Malformed(format!(
+                    "bulk string of {len} bytes is not followed by CRLF"
+                )));
+            }
+            buf.truncate(len);
             Ok(Reply::Bulk(buf))
         }
         b'*' => {
-            let len: i64 = body
-                .parse()
-                .map_err(|_| proto(format!("bad array length {body:?}")))?;
-            if len < 0 {
+            let Some(len) = length(&body, "array", budget.elements, MAX_ELEMENTS)? else {
                 return Ok(Reply::Nil);
+            };
+            if depth >= MAX_DEPTH {
+                return Err(RespError::Malformed(format!(
+                    "arrays nested deeper than {MAX_DEPTH}"
+                )));
             }
-            let mut items = Vec::with_capacity(len as usize);
+            budget.elements -= len;
+            let mut items = Vec::new();
             for _ in 0..len {
-                items.push(Box::pin(read_reply(r)).await?);
+                items.push(Box::pin(read_value(r, budget, depth + 1)).await?);
             }
             Ok(Reply::Array(items))
         }
-        other => Err(proto(format!("unknown RESP type byte {:?}", other as char))),
+        other => Err(RespError::Malformed(format!(
+            "unknown RESP type byte {:?}",
+            other as char
+        ))),
+    }
+}
+
+/// One CRLF-terminated line without its CRLF, at most [`MAX_LINE_LEN`] bytes; its bytes count
+/// against the reply's allowance too.
+async fn read_line<R: AsyncRead + Unpin + Send>(
+    r: &mut BufReader<R>,
+    budget: &mut Budget,
+) -> Result<Vec<u8>, RespError> {
+    let mut line = Vec::new();
+    let limit = MAX_LINE_LEN as u64 + 2;
+    let n = (&mut *r).take(limit).read_until(b'\n', &mut line).await?;
+    if n == 0 {
+        return Err(RespError::Closed);
+    }
+    budget.bytes = budget.bytes.checked_sub(n).ok_or(RespError::TooLarge {
+        what: "reply",
+        len: n as u64,
+        limit: MAX_REPLY_LEN,
+    })?;
+    if !line.ends_with(b"\n") {
+        return Err(if n as u64 == limit {
+            RespError::TooLarge {
+                what: "line",
+                len: n as u64,
+                limit: MAX_LINE_LEN,
+            }
+        } else {
+            RespError::Closed
+        });
+    }
+    if !line.ends_with(b"\r\n") {
+        return Err(RespError::Malformed(format!(
+            "line {:?} does not end with CRLF",
+            String::from_utf8_lossy(&line)
+        )));
+    }
+    line.truncate(line.len() - 2);
+    Ok(line)
+}
+
+/// The length of a bulk string or array: `None` for RESP2's null (-1), an error for any other
+/// negative, for more than `limit`, or for more than what is left of the reply's allowance.
+fn length(
+    body: &str,
+    what: &'static str,
+    left: usize,
+    limit: usize,
+) -> Result<Option<usize>, RespError> {
+    let len: i64 = body
+        .parse()
+        .map_err(|_| RespError::Malformed(format!("bad {what} length {body:?}")))?;
+    match len {
+        -1 => Ok(None),
+        len if len < 0 => Err(RespError::Malformed(format!("{what} length {len}"))),
+        len => match usize::try_from(len) {
+            Ok(len) if len <= left.min(limit) => Ok(Some(len)),
+            _ => Err(RespError::TooLarge {
+                what,
+                len: len as u64,
+                limit,
+            }),
+        },
     }
 }
 
@@ -167,7 +284,10 @@ impl RespConn {
         }
     }
 
-    pub async fn pipeline<A: AsRef<[u8]>>(&mut self, cmds: &[Vec<A>]) -> io::Result<Vec<Reply>> {
+    pub async fn pipeline<A: AsRef<[u8]>>(
+        &mut self,
+        cmds: &[Vec<A>],
+    ) -> Result<Vec<Reply>, RespError> {
         let mut out = Vec::new();
         for c in cmds {
             encode(c, &mut out);
@@ -217,6 +337,85 @@ mod tests {
             read_reply(&mut r).await.is_err(),
             "EOF must be an error, not a hang"
         );
+    }
+
+    async fn read(data: &[u8]) -> Result<Reply, RespError> {
+        read_reply(&mut BufReader::new(data)).await
+    }
+
+    fn too_large(result: Result<Reply, RespError>, expected: &str) {
+        match result {
+            Err(RespError::TooLarge { what, .. }) => assert_eq!(what, expected),
+            other => panic!("expected a too-large {expected}, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn hostile_lengths_are_refused_before_allocating() {
+        // A peer announcing more than Redis itself would send gets an error at once; nothing
+        // is allocated for the announced length (an allocation of 2^63 bytes would abort).
+        too_large(read(b"$9223372036854775807\r\n").await, "bulk string");
+        too_large(read(b"$536870913\r\nabc").await, "bulk string");
+        too_large(read(b"*9223372036854775807\r\n").await, "array");
+        too_large(read(b"*1048577\r\n:1\r\n").await, "array");
+        // The allowance is for the whole reply, nested arrays included.
+        too_large(read(b"*2\r\n*1048576\r\n").await, "array");
+        // Within the caps, an announced length is only a promise: a short stream is a closed
+        // connection, read with memory for what arrived.
+        assert!(matches!(
+            read(b"$536870912\r\nabc").await,
+            Err(RespError::Closed)
+        ));
+        assert!(matches!(
+            read(b"*1048576\r\n:1\r\n").await,
+            Err(RespError::Closed)
+        ));
+        // A line with no end.
+        too_large(read(&vec![b'+'; MAX_LINE_LEN + 10]).await, "line");
+        assert!(matches!(read(b"+OK").await, Err(RespError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn malformed_replies_are_typed_errors() {
+        for bad in [
+            &b"$-2\r\n"[..],
+            b"*-7\r\n",
+            b"$abc\r\n",
+            b":12x\r\n",
+            b"?what\r\n",
+            b"\r\n",
+            b"+OK\n",
+            b"$3\r\nfooXY",
+        ] {
+            let result = read(bad).await;
+            assert!(
+                matches!(result, Err(RespError::Malformed(_))),
+                "{:?}: {result:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let deep = "*1\r\n".repeat(MAX_DEPTH + 1) + ":1\r\n";
+        let result = read(deep.as_bytes()).await;
+        assert!(matches!(result, Err(RespError::Malformed(_))), "{result:?}");
+        let nested = "*1\r\n".repeat(MAX_DEPTH) + ":1\r\n";
+        assert!(
+            read(nested.as_bytes()).await.is_ok(),
+            "{MAX_DEPTH} levels are fine"
+        );
+    }
+
+    #[test]
+    fn lengths_count_against_what_is_left() {
+        assert_eq!(length("-1", "array", 0, 0).unwrap(), None);
+        assert_eq!(length("10", "array", 10, 10).unwrap(), Some(10));
+        assert!(matches!(
+            length("11", "bulk string", 10, MAX_BULK_LEN),
+            Err(RespError::TooLarge { len: 11, .. })
+        ));
+        assert!(matches!(
+            length("11", "bulk string", MAX_REPLY_LEN, 10),
+            Err(RespError::TooLarge { len: 11, .. })
+        ));
     }
 
     #[test]

@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{AttachParams, Portforwarder};
 use kube::Api;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use super::resp::{Reply, RespConn, RespStream};
+use super::resp::{Reply, RespConn, RespStream, MAX_BULK_LEN};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -138,7 +138,7 @@ impl<C: Connector> StreamTransport<C> {
             Ok(Ok(replies)) => Ok(replies),
             Ok(Err(e)) => {
                 *guard = None;
-                Err(anyhow!("{pod}: {}", io_msg(&e)))
+                Err(anyhow!("{pod}: {e}"))
             }
             Err(_) => {
                 *guard = None;
@@ -150,10 +150,6 @@ impl<C: Connector> StreamTransport<C> {
             }
         }
     }
-}
-
-fn io_msg(e: &io::Error) -> String {
-    format!("connection error: {e}")
 }
 
 impl<C: Connector> RedisTransport for StreamTransport<C> {
@@ -351,9 +347,20 @@ impl ExecTransport {
             .stderr()
             .ok_or_else(|| anyhow!("{}: exec gave no stderr", pod.name))?;
         let (mut o, mut e) = (Vec::new(), Vec::new());
+        // The same bound as a RESP reply: a pod must not make us buffer without end.
+        let cap = MAX_BULK_LEN as u64 + 1;
+        let (mut stdout, mut stderr) = ((&mut stdout).take(cap), (&mut stderr).take(cap));
         let (ro, re) = tokio::join!(stdout.read_to_end(&mut o), stderr.read_to_end(&mut e));
         ro?;
         re?;
+        if o.len().max(e.len()) > MAX_BULK_LEN {
+            bail!(
+                "{}: redis-cli printed more than {} MiB for {}",
+                pod.name,
+                MAX_BULK_LEN >> 20,
+                show_cmd(c)
+            );
+        }
         proc.join()
             .await
             .with_context(|| format!("{}: exec redis-cli failed", pod.name))?;

@@ -79,7 +79,7 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
         pod_of
             .get(id)
             .cloned()
-            .unwrap_or_else(|| format!("node {}", &id[..id.len().min(8)]))
+            .unwrap_or_else(|| format!("node {}", id.chars().take(8).collect::<String>()))
     };
     let ip_of: BTreeMap<&str, &str> = obs
         .pods
