@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use futures::future::try_join_all;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -217,7 +216,8 @@ async fn drain_departing_nodes(
 const POLL: Duration = Duration::from_millis(300);
 
 /// Applies every object of the plan that changes, grouped by kind in apply order (volumes,
-/// config, Service, StatefulSet); objects of one group go out concurrently.
+/// config, Service, StatefulSet); objects of one group go out concurrently, a bounded number
+/// at a time.
 pub async fn execute(
     connection: &Connection,
     plan: &Plan,
@@ -238,7 +238,7 @@ pub async fn execute(
     }
     let mut writes = usize::from(ownership::ensure_parent(connection, plan).await?);
     for objects in groups.values() {
-        try_join_all(
+        crate::fanout::try_all(
             objects
                 .iter()
                 .map(|object| apply_object(connection, object, force_conflicts, deadline)),
@@ -576,7 +576,7 @@ async fn pod_problems(pods: &Api<Pod>, statefulset: &StatefulSet) -> String {
 /// Refuses a saved plan when any object changed since it was made: applying it would overwrite
 /// changes the plan never showed (Terraform's saved plans miss this).
 pub async fn check_fresh(connection: &Connection, plan: &Plan) -> anyhow::Result<()> {
-    let stale = try_join_all(plan.objects.iter().map(|object| async move {
+    let stale = crate::fanout::try_all(plan.objects.iter().map(|object| async move {
         let api = kubeapi::api_for(&connection.client, &object.desired)?;
         let name = object.desired["metadata"]["name"]
             .as_str()

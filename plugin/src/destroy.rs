@@ -138,7 +138,7 @@ async fn destroy_plan(
     bundle: &render::Bundle,
     delete_volumes: bool,
 ) -> anyhow::Result<(Plan, Vec<Value>)> {
-    let live = futures::future::try_join_all(bundle.objects.iter().map(|rendered| async move {
+    let live = crate::fanout::try_all(bundle.objects.iter().map(|rendered| async move {
         let api = kubeapi::api_for(&connection.client, &rendered.object)?;
         let found = kubeapi::with_retries(|| api.get_opt(rendered.name()))
             .await

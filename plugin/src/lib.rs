@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod completion;
 pub mod destroy;
 pub mod error;
+pub mod fanout;
 pub mod kubeapi;
 pub mod output;
 pub mod ownership;

@@ -3,15 +3,14 @@
 //! For every rendered object the plugin reads the live object and, at the same time, asks the
 //! server for a dry-run server-side apply with its field manager. The dry run's answer is what
 //! the server would store (defaults, admission and merge strategies included), so comparing it
-//! with the live object gives an exact plan. Everything runs concurrently: the wall time is about
-//! two round trips, however many objects there are.
+//! with the live object gives an exact plan. Objects are planned concurrently, a bounded number
+//! at a time (`fanout`): the wall time is about two round trips per batch of objects.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context as _;
-use futures::future::try_join_all;
 use kube::api::{Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -301,7 +300,7 @@ pub async fn compute(
     bundle: &Bundle,
     delete_volumes: bool,
 ) -> anyhow::Result<Plan> {
-    let declared = try_join_all(
+    let declared = crate::fanout::try_all(
         bundle
             .objects
             .iter()

@@ -26,6 +26,10 @@ use crate::source::{self, Document, Origin, SpecError};
 pub const API_VERSION: &str = "kubectl-redis.io/v1alpha1";
 pub const KIND: &str = "RedisCluster";
 
+/// The most Redis nodes (pods) one spec may ask for: Redis Cluster is designed for up to 1000
+/// nodes, and everything downstream (volumes, policies, the plan's requests) grows with it.
+pub const MAX_NODES: u32 = 1000;
+
 /// Everything the user asked for, in input order.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -262,6 +266,7 @@ fn parse_document(document: &Document) -> Result<SpecItem, SpecError> {
     let kind = match (api_version.as_str(), kind.as_str()) {
         (API_VERSION, KIND) => {
             let cluster: RedisCluster = from_document(document)?;
+            check_cluster_size(document, &cluster)?;
             origin.field_map = cluster_field_map();
             SpecKind::Cluster(Box::new(cluster))
         }
@@ -277,7 +282,11 @@ fn parse_document(document: &Document) -> Result<SpecItem, SpecError> {
         ("v1", "ConfigMap") => manifest::<ConfigMap>(document)?,
         ("v1", "Secret") => manifest::<Secret>(document)?,
         ("v1", "Service") => manifest::<Service>(document)?,
-        ("apps/v1", "StatefulSet") => manifest::<StatefulSet>(document)?,
+        ("apps/v1", "StatefulSet") => {
+            let statefulset = manifest::<StatefulSet>(document)?;
+            check_replicas(document, &statefulset)?;
+            statefulset
+        }
         _ => {
             return Err(document.field_error(
                 "/kind",
@@ -290,6 +299,41 @@ fn parse_document(document: &Document) -> Result<SpecItem, SpecError> {
         }
     };
     Ok(SpecItem { origin, kind })
+}
+
+/// `masters × (1 + replicasPerMaster)` pods, each with its own volume, at most [`MAX_NODES`].
+fn check_cluster_size(document: &Document, cluster: &RedisCluster) -> Result<(), SpecError> {
+    let pods = cluster.pods();
+    if pods <= MAX_NODES {
+        return Ok(());
+    }
+    let pointer = if document.field_lines.contains_key("/spec/replicasPerMaster") {
+        "/spec/replicasPerMaster"
+    } else {
+        "/spec/masters"
+    };
+    Err(document.field_error(
+        pointer,
+        format!(
+            "{} masters with {} replica(s) each make {pods} Redis nodes; a Redis Cluster has at \
+             most {MAX_NODES}",
+            cluster.spec.masters.0, cluster.spec.replicas_per_master.0
+        ),
+    ))
+}
+
+/// A plain StatefulSet runs Redis too: the same bound on its pods.
+fn check_replicas(document: &Document, statefulset: &SpecKind) -> Result<(), SpecError> {
+    let SpecKind::Manifest(object) = statefulset else {
+        return Ok(());
+    };
+    match object.pointer("/spec/replicas").and_then(Value::as_i64) {
+        Some(replicas) if replicas > i64::from(MAX_NODES) => Err(document.field_error(
+            "/spec/replicas",
+            format!("{replicas} replicas are more Redis nodes than the {MAX_NODES} supported"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Rendered pointers of a RedisCluster's objects → the spec fields they come from, so findings

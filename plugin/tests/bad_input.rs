@@ -1,11 +1,13 @@
 //! Bad input never panics and never destroys: through the built binary, a change the API server
-//! refuses for a reason a replace would not cure stops at plan time with nothing written, and an
-//! absurd `--timeout` is a flag error.
+//! refuses for a reason a replace would not cure stops at plan time with nothing written, an
+//! absurd `--timeout` is a flag error, and a spec with more Redis nodes than Redis Cluster
+//! supports is refused at load.
 
 mod e2e_support;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use assert_cmd::prelude::*;
 use e2e_support::Env;
@@ -145,4 +147,61 @@ fn a_timeout_beyond_a_day_is_a_flag_error_not_a_panic() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("is not a duration"), "{stderr}");
     assert!(stderr.contains("--timeout"), "{stderr}");
+}
+
+#[test]
+fn more_redis_nodes_than_redis_cluster_supports_is_a_load_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("huge.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: kubectl-redis.io/v1alpha1\nkind: RedisCluster\nmetadata:\n  name: huge\n\
+         spec:\n  masters: 1000\n  replicasPerMaster: 100\n",
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+    for command in ["render", "check", "plan"] {
+        let started = Instant::now();
+        let (code, _, stderr) = kubectl_redis(&[command, "-f", spec]);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{spec}:7:1: field `spec.replicasPerMaster`: 1000 masters with 100 replica(s) \
+                 each make 101000 Redis nodes; a Redis Cluster has at most 1000"
+            )),
+            "{command}: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "refused before rendering: {:?}",
+            started.elapsed()
+        );
+    }
+
+    // At the bound it renders: 500 masters with one replica each.
+    std::fs::write(
+        dir.path().join("big.yaml"),
+        "apiVersion: kubectl-redis.io/v1alpha1\nkind: RedisCluster\nmetadata:\n  name: big\n\
+         spec:\n  masters: 500\n",
+    )
+    .unwrap();
+    let big = dir.path().join("big.yaml");
+    let (code, stdout, stderr) = kubectl_redis(&["render", "-f", big.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("replicas: 1000"), "{stdout}");
+
+    let statefulset = dir.path().join("sts.yaml");
+    std::fs::write(
+        &statefulset,
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: r\nspec:\n  replicas: 5000\n  \
+         selector:\n    matchLabels: {app: r}\n  serviceName: r\n  template:\n    metadata:\n      \
+         labels: {app: r}\n    spec:\n      containers: [{name: r, image: 'redis:7.2'}]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = kubectl_redis(&["render", "-f", statefulset.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(":6:1: field `spec.replicas`: 5000 replicas are more Redis nodes than the 1000 supported"),
+        "{stderr}"
+    );
 }

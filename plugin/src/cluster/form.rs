@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::fanout;
 use anyhow::{bail, Result};
-use futures::future::join_all;
 use serde::Serialize;
 
 use super::observe::{observe, Observation, PodState};
@@ -381,7 +381,7 @@ pub(crate) async fn meet(ex: &Exec<'_>, obs: &Observation) -> Result<()> {
             .collect();
         ex.run(from, cmds)
     });
-    for r in join_all(futs).await {
+    for r in fanout::all(futs).await {
         r?;
     }
     Ok(())
@@ -467,7 +467,7 @@ pub async fn ensure_cluster(
             anyhow::Ok(())
         }
     });
-    for r in join_all(futs).await {
+    for r in fanout::all(futs).await {
         r?;
     }
 
@@ -512,7 +512,7 @@ pub async fn ensure_cluster(
             }
         })
     });
-    for r in join_all(futs).await {
+    for r in fanout::all(futs).await {
         r?;
     }
 

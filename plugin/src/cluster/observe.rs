@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::future::join_all;
 use serde::Serialize;
 
 use super::nodes::{parse_info, parse_nodes, NodeLine, SLOTS};
@@ -164,8 +163,8 @@ pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo)
     st
 }
 
-/// Ask every pod, concurrently.
+/// Ask every pod, a bounded number at a time.
 pub async fn observe(t: &dyn RedisTransport, topo: &Topology) -> Observation {
-    let pods = join_all(topo.pods.iter().map(|p| observe_pod(t, topo, p))).await;
+    let pods = crate::fanout::all(topo.pods.iter().map(|p| observe_pod(t, topo, p))).await;
     Observation { pods }
 }

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::fanout;
 use anyhow::{anyhow, bail, Result};
-use futures::future::join_all;
 use serde::Serialize;
 
 use super::form::{
@@ -213,7 +213,7 @@ pub(crate) async fn move_slots(ex: &Exec<'_>, obs: &Observation, moves: &[SlotMo
                 .iter()
                 .filter(|m| **m != to && **m != from)
                 .map(|m| tell_new_owner(ex, m, &assign, &to));
-            for r in join_all(others).await {
+            for r in fanout::all(others).await {
                 r?;
             }
         }
@@ -475,7 +475,7 @@ pub async fn scale_in(
             anyhow::Ok(())
         }
     });
-    for r in join_all(futs).await {
+    for r in fanout::all(futs).await {
         r?;
     }
     let report = wait_converged(
