@@ -1,8 +1,8 @@
 //! Apply: converge the live cluster on the plan, in dependency order, with server-side apply,
-//! then wait until the volumes are bound and the StatefulSet has rolled out.
+//! wait until the volumes are bound and the StatefulSet has rolled out, then run the Redis step
+//! (form, heal, grow; drain before a shrink). What happens is reported as [`Event`]s.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -10,168 +10,110 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
-use crate::cli::GlobalArgs;
 use crate::cluster::step::{self, ClusterTarget, Via};
-use crate::error::Outcome;
 use crate::kubeapi::{self, Connection, FIELD_MANAGER};
 use crate::ownership;
-use crate::plan::{self, Action, ObjectPlan, Plan, ShowOptions};
+use crate::plan::{Action, ObjectPlan, Plan};
+use crate::progress::{Event, Events};
 use crate::render::apply_rank;
-use crate::style::{self, Style};
+use crate::wait::{poll_until, Poll, TimedOut};
 
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  kubectl redis apply -f specs/redis-cluster.yaml
-  kubectl redis apply -f specs/redis-cluster.yaml --yes --timeout 10m
-  kubectl redis plan -f specs/redis-cluster.yaml --out cluster.plan && kubectl redis apply cluster.plan")]
-pub struct ApplyArgs {
-    /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
-    #[arg(
-        short = 'f',
-        long = "filename",
-        value_name = "SPEC",
-        required_unless_present = "plan_file"
-    )]
-    pub files: Vec<std::path::PathBuf>,
-    /// A plan saved by `plan --out`: apply exactly that, if the cluster has not changed since.
-    #[arg(value_name = "PLANFILE", conflicts_with = "files")]
-    pub plan_file: Option<std::path::PathBuf>,
-    /// Do not ask for confirmation.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
+/// What `apply` may do, and until when.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
     /// Take over fields another field manager owns.
-    #[arg(long)]
     pub force_conflicts: bool,
-    /// Allow deleting and re-creating objects whose immutable fields change.
-    #[arg(long)]
+    /// Delete and re-create objects whose immutable fields change.
     pub allow_replace: bool,
-    /// How long to wait for volumes, pods and the Redis cluster (e.g. 90s, 5m, 1h).
-    #[arg(long, default_value = "5m", value_parser = crate::cli::parse_timeout)]
-    pub timeout: Duration,
-    /// Stop after the Kubernetes objects are rolled out; do not form or heal the Redis cluster.
-    #[arg(long)]
-    pub skip_cluster_init: bool,
-    /// How to reach the pods' Redis for the cluster step.
-    #[arg(long, value_enum, default_value_t)]
+    /// Run the Redis step (form, heal, grow, drain before a shrink) after the rollout.
+    pub redis_step: bool,
+    /// How the Redis step reaches the pods.
     pub via: Via,
-    /// Print secret values in the plan instead of masking them.
-    #[arg(long)]
-    pub show_secrets: bool,
-    /// Also delete PersistentVolumes and claims the spec no longer declares (their data may go
-    /// with them, depending on the reclaim policy).
-    #[arg(long)]
-    pub delete_volumes: bool,
-    #[command(flatten)]
-    pub policy: crate::check::PolicyArgs,
+    /// When every wait (volumes, pods, the Redis step) gives up.
+    pub deadline: Instant,
 }
 
-/// `kubectl redis apply`.
-pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcome> {
-    let deadline = crate::cli::deadline_after(args.timeout)?;
-    let (connection, plan) = match &args.plan_file {
-        Some(path) => {
-            let plan = Plan::load(path)?;
-            let connection = kubeapi::connect(global).await?;
-            check_fresh(&connection, &plan).await?;
-            (connection, plan)
-        }
-        None => {
-            let Some(prepared) =
-                plan::prepare(global, &args.files, &args.policy, args.delete_volumes).await?
-            else {
-                return Ok(Outcome::Findings);
-            };
-            (prepared.connection, prepared.plan)
-        }
-    };
-    let style = Style(style::stdout_color(global.color));
-    print!(
-        "{}",
-        plan::show(
-            &plan,
-            &ShowOptions {
-                style,
-                show_secrets: args.show_secrets
-            }
-        )
-    );
-    let replacing = replacements(&plan);
-    if !replacing.is_empty() && !args.allow_replace {
-        bail!(
-            "refusing to replace {}: read the consequences above, then re-run with --allow-replace",
-            replacing.join(", ")
-        );
+/// Why `apply` refuses a plan before writing anything.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "refusing to replace {}: read the consequences above, then re-run with --allow-replace",
+        .0.join(", ")
+    )]
+    Replace(Vec<String>),
+    #[error(
+        "fields owned by other field managers would change:\n  {}\nRe-run with \
+         --force-conflicts to take them over, drop them from the spec, or set them to the live \
+         values. Nothing was written.",
+        .0.join("\n  ")
+    )]
+    Conflicts(Vec<String>),
+}
+
+/// Refuses a plan that replaces objects without `allow_replace`, or takes over other managers'
+/// fields without `force_conflicts`.
+pub fn check_allowed(plan: &Plan, options: &ApplyOptions) -> Result<(), Refusal> {
+    let replacing = replacements(plan);
+    if !replacing.is_empty() && !options.allow_replace {
+        return Err(Refusal::Replace(replacing));
     }
-    let conflicting = conflicts(&plan);
-    if !conflicting.is_empty() && !args.force_conflicts {
-        bail!(
-            "fields owned by other field managers would change:\n  {}\nRe-run with \
-             --force-conflicts to take them over, drop them from the spec, or set them to the \
-             live values. Nothing was written.",
-            conflicting.join("\n  ")
-        );
+    let conflicting = conflicts(plan);
+    if !conflicting.is_empty() && !options.force_conflicts {
+        return Err(Refusal::Conflicts(conflicting));
     }
+    Ok(())
+}
+
+/// Carries out a plan the caller has shown and had confirmed: drain departing Redis nodes, write
+/// the objects, wait for the rollout, then form or heal each Redis Cluster.
+pub async fn converge(
+    connection: &Connection,
+    plan: &Plan,
+    options: &ApplyOptions,
+    events: &dyn Events,
+) -> anyhow::Result<()> {
+    check_allowed(plan, options)?;
     if plan.summary().has_changes() {
-        if !confirm("Apply these changes?", args.yes)? {
-            eprintln!("Apply cancelled; nothing was written.");
-            return Ok(Outcome::Success);
+        if options.redis_step {
+            drain_departing_nodes(connection, plan, options, events).await?;
         }
-        if !args.skip_cluster_init {
-            drain_departing_nodes(&connection, &plan, args.via, deadline).await?;
-        }
-        execute(&connection, &plan, args.force_conflicts, deadline).await?;
+        execute(
+            connection,
+            plan,
+            options.force_conflicts,
+            options.deadline,
+            events,
+        )
+        .await?;
     }
-    wait_for_rollout(&connection, &plan, deadline).await?;
-    if !args.skip_cluster_init {
-        form_clusters(&connection, &plan, args.via, deadline).await?;
+    wait_for_rollout(connection, plan, options.deadline, events).await?;
+    if options.redis_step {
+        form_clusters(connection, plan, options, events).await?;
     }
-    Ok(Outcome::Success)
+    Ok(())
 }
 
 /// The final step: form (or verify, resume, heal, grow) each Redis Cluster of the plan.
 async fn form_clusters(
     connection: &Connection,
     plan: &Plan,
-    via: Via,
-    deadline: Instant,
+    options: &ApplyOptions,
+    events: &dyn Events,
 ) -> anyhow::Result<()> {
     for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
         let Some(target) = ClusterTarget::of(&object.desired) else {
             continue;
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        let outcome = step::converge(&connection.client, &target, via, left).await?;
-        show_actions(&target.statefulset, &outcome.actions);
-        if outcome.already_healthy {
-            eprintln!(
-                "Redis Cluster {}: verified, nothing to do.",
-                target.statefulset
-            );
-        }
-        println!("{}", outcome.report.headline);
+        let left = options.deadline.saturating_duration_since(Instant::now());
+        let outcome = step::converge(&connection.client, &target, options.via, left).await?;
+        events.emit(Event::RedisConverged {
+            statefulset: target.statefulset.clone(),
+            changed: !outcome.already_healthy,
+            commands: outcome.actions,
+            verdict: outcome.report.headline,
+        });
     }
     Ok(())
-}
-
-/// The Redis commands that changed something: all of them with `-v`, else the first few and a
-/// count, since a slot move is one command per slot.
-fn show_actions(statefulset: &str, actions: &[String]) {
-    const SHOWN: usize = 12;
-    for action in actions {
-        tracing::info!("{statefulset}: {action}");
-    }
-    if tracing::enabled!(tracing::Level::INFO) {
-        return;
-    }
-    for action in actions.iter().take(SHOWN) {
-        eprintln!("  {action}");
-    }
-    if actions.len() > SHOWN {
-        eprintln!(
-            "  ... and {} more Redis commands (-v lists them all)",
-            actions.len() - SHOWN
-        );
-    }
 }
 
 /// Masters that a smaller StatefulSet would drop hand their slots and keys to the pods that stay
@@ -179,8 +121,8 @@ fn show_actions(statefulset: &str, actions: &[String]) {
 async fn drain_departing_nodes(
     connection: &Connection,
     plan: &Plan,
-    via: Via,
-    deadline: Instant,
+    options: &ApplyOptions,
+    events: &dyn Events,
 ) -> anyhow::Result<()> {
     for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
         let (Some(live), Some(wanted)) = (&object.live, ClusterTarget::of(&object.desired)) else {
@@ -194,20 +136,22 @@ async fn drain_departing_nodes(
         if replicas(live) <= keep {
             continue;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = options.deadline.saturating_duration_since(Instant::now());
         let outcome = step::drain_before_shrink(
             &connection.client,
             &current,
             keep,
             wanted.masters,
-            via,
+            options.via,
             left,
         )
         .await?;
-        eprintln!(
-            "Redis Cluster {}: moved the slots off the departing pods before shrinking ({outcome:?})",
-            current.statefulset
-        );
+        events.emit(Event::RedisDrained {
+            statefulset: current.statefulset.clone(),
+            departed: outcome.departed,
+            moved_slots: outcome.moved_slots,
+            commands: outcome.actions,
+        });
     }
     Ok(())
 }
@@ -223,6 +167,7 @@ pub async fn execute(
     plan: &Plan,
     force_conflicts: bool,
     deadline: Instant,
+    events: &dyn Events,
 ) -> anyhow::Result<usize> {
     let mut groups: BTreeMap<u8, Vec<&ObjectPlan>> = BTreeMap::new();
     for object in &plan.objects {
@@ -246,63 +191,28 @@ pub async fn execute(
         .await?;
         writes += objects.len();
         for object in objects {
-            eprintln!("{} {}", verb(object.action), object.describe());
+            events.emit(Event::Wrote {
+                action: object.action,
+                object: object.describe(),
+            });
         }
     }
     // Prune last, in reverse dependency order (the plan lists them that way).
     for object in plan.objects.iter().filter(|o| o.action == Action::Destroy) {
-        delete_object(connection, object, deadline).await?;
-        eprintln!("destroyed {}", object.describe());
+        kubeapi::delete_and_wait(
+            connection,
+            &object.desired,
+            &kubeapi::cascade(object.kind()),
+            deadline,
+        )
+        .await?;
+        events.emit(Event::Wrote {
+            action: Action::Destroy,
+            object: object.describe(),
+        });
         writes += 1;
     }
     Ok(writes)
-}
-
-/// Deletes an object and waits until the server no longer has it.
-pub async fn delete_object(
-    connection: &Connection,
-    object: &ObjectPlan,
-    deadline: Instant,
-) -> anyhow::Result<()> {
-    let api = kubeapi::api_for(&connection.client, &object.desired)?;
-    let name = object.desired["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let params = if object.kind() == "StatefulSet" {
-        // Foreground: the StatefulSet is gone only once its pods are.
-        DeleteParams::foreground()
-    } else {
-        DeleteParams::background()
-    };
-    match kubeapi::with_retries(|| api.delete(&name, &params)).await {
-        Ok(_) => {}
-        Err(e) if kubeapi::status_code(&e) == Some(404) => return Ok(()),
-        Err(e) => {
-            return Err(kubeapi::explain(
-                e,
-                "delete",
-                &object.desired,
-                &connection.source,
-            ))
-        }
-    }
-    wait_until(
-        deadline,
-        &format!("{} to be deleted", object.describe()),
-        || async { Ok(api.get_opt(&name).await?.is_none()) },
-    )
-    .await
-}
-
-fn verb(action: Action) -> &'static str {
-    match action {
-        Action::Add => "created",
-        Action::Change => "updated",
-        Action::Replace => "replaced",
-        Action::Unchanged | Action::Keep => "unchanged",
-        Action::Destroy => "destroyed",
-    }
 }
 
 async fn apply_object(
@@ -326,15 +236,7 @@ async fn apply_object(
         } else {
             DeleteParams::background()
         };
-        kubeapi::with_retries(|| api.delete(&name, &params))
-            .await
-            .map_err(|e| explain(e, "delete"))?;
-        wait_until(
-            deadline,
-            &format!("{} to be deleted", object.describe()),
-            || async { Ok(api.get_opt(&name).await?.is_none()) },
-        )
-        .await?;
+        kubeapi::delete_and_wait(connection, desired, &params, deadline).await?;
     }
     let mut params = PatchParams::apply(FIELD_MANAGER);
     if force_conflicts {
@@ -347,67 +249,13 @@ async fn apply_object(
     Ok(())
 }
 
-/// Polls `done` until it answers true or the deadline passes.
-async fn wait_until<F, Fut>(deadline: Instant, what: &str, mut done: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    loop {
-        if done().await? {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Progress while waiting: a spinner on a terminal, plain lines (one per change) otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    last: String,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Progress {
-            bar,
-            last: String::new(),
-        }
-    }
-
-    fn set(&mut self, message: String) {
-        if message == self.last {
-            return;
-        }
-        match &self.bar {
-            Some(bar) => bar.set_message(message.clone()),
-            None => eprintln!("{message}"),
-        }
-        self.last = message;
-    }
-
-    fn finish(self, message: &str) {
-        match self.bar {
-            Some(bar) => bar.finish_with_message(message.to_string()),
-            None => eprintln!("{message}"),
-        }
-    }
-}
-
 /// Waits for every StatefulSet of the plan: its claims Bound, then all pods Running and Ready on
 /// the current revision. On timeout the error says which pods are not there yet and why.
 pub async fn wait_for_rollout(
     connection: &Connection,
     plan: &Plan,
     deadline: Instant,
+    events: &dyn Events,
 ) -> anyhow::Result<()> {
     for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
         let namespace = object.desired["metadata"]["namespace"]
@@ -416,7 +264,7 @@ pub async fn wait_for_rollout(
         let name = object.desired["metadata"]["name"]
             .as_str()
             .unwrap_or_default();
-        wait_for_statefulset(connection, namespace, name, deadline).await?;
+        wait_for_statefulset(connection, namespace, name, deadline, events).await?;
     }
     Ok(())
 }
@@ -426,42 +274,61 @@ async fn wait_for_statefulset(
     namespace: &str,
     name: &str,
     deadline: Instant,
+    events: &dyn Events,
 ) -> anyhow::Result<()> {
     let statefulsets: Api<StatefulSet> = Api::namespaced(connection.client.clone(), namespace);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(connection.client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(connection.client.clone(), namespace);
-    let mut progress = Progress::new();
-    loop {
-        let statefulset = kubeapi::with_retries(|| statefulsets.get(name))
-            .await
-            .with_context(|| format!("cannot read StatefulSet {namespace}/{name}"))?;
-        let state = RolloutState::of(&statefulset, &claims).await?;
-        if state.done() {
-            progress.finish(&format!(
-                "StatefulSet {namespace}/{name}: {} claims bound, {}/{} pods ready on revision {}",
-                state.bound, state.ready, state.replicas, state.revision
-            ));
-            return Ok(());
+    let object = format!("StatefulSet {namespace}/{name}");
+    // Only changes of state are events: a poll every 300 ms must not flood a JSON consumer.
+    let last = std::sync::Mutex::new(String::new());
+    let (statefulsets_ref, claims_ref, object_ref, last) = (&statefulsets, &claims, &object, &last);
+    let waited = poll_until(
+        deadline,
+        POLL,
+        &format!("{object} to roll out"),
+        move || async move {
+            let statefulset = kubeapi::with_retries(|| statefulsets_ref.get(name))
+                .await
+                .with_context(|| format!("cannot read {object_ref}"))?;
+            let state = RolloutState::of(&statefulset, claims_ref).await?;
+            if state.done() {
+                return Ok(Poll::Ready(state));
+            }
+            let now = state.progress();
+            let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if *last != now {
+                events.emit(Event::Waiting {
+                    object: object_ref.clone(),
+                    state: now.clone(),
+                });
+                last.clone_from(&now);
+            }
+            Ok(Poll::Pending(now))
+        },
+    )
+    .await;
+    match waited {
+        Ok(state) => {
+            events.emit(Event::Waited {
+                object,
+                state: format!(
+                    "{} claims bound, {}/{} pods ready on revision {}",
+                    state.bound, state.ready, state.replicas, state.revision
+                ),
+            });
+            Ok(())
         }
-        progress.set(format!(
-            "waiting for StatefulSet {namespace}/{name}: {}/{} claims bound, {}/{} pods ready, {}/{} updated",
-            state.bound, state.claims, state.ready, state.replicas, state.updated, state.replicas
-        ));
-        if Instant::now() >= deadline {
-            let detail = pod_problems(&pods, &statefulset).await;
+        Err(error) if error.is::<TimedOut>() => {
+            let pods: Api<Pod> = Api::namespaced(connection.client.clone(), namespace);
+            let detail = match statefulsets.get(name).await {
+                Ok(statefulset) => pod_problems(&pods, &statefulset).await,
+                Err(_) => String::new(),
+            };
             bail!(
-                "timed out waiting for StatefulSet {namespace}/{name} to roll out: {}/{} claims \
-                 bound, {}/{} pods ready, {}/{} on the new revision.{detail} Raise --timeout, or \
-                 look at `kubectl -n {namespace} describe pods`",
-                state.bound,
-                state.claims,
-                state.ready,
-                state.replicas,
-                state.updated,
-                state.replicas
-            );
+                "{error}.{detail} Raise --timeout, or look at `kubectl -n {namespace} describe pods`"
+            )
         }
-        tokio::time::sleep(POLL).await;
+        Err(error) => Err(error),
     }
 }
 
@@ -518,6 +385,13 @@ impl RolloutState {
             revision: status.update_revision.unwrap_or_default(),
             settled,
         })
+    }
+
+    fn progress(&self) -> String {
+        format!(
+            "{}/{} claims bound, {}/{} pods ready, {}/{} on the new revision",
+            self.bound, self.claims, self.ready, self.replicas, self.updated, self.replicas
+        )
     }
 
     fn done(&self) -> bool {
@@ -604,21 +478,6 @@ pub async fn check_fresh(connection: &Connection, plan: &Plan) -> anyhow::Result
         );
     }
     Ok(())
-}
-
-/// Asks `[y/N]` on a terminal; elsewhere, `--yes` is required so that a pipeline never applies
-/// by accident.
-pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
-    if yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("{question} Standard input is not a terminal, so pass --yes to confirm");
-    }
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 /// Objects the plan wants to replace, for the refusal message.

@@ -4,123 +4,96 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use crate::apply::{confirm, delete_object};
-use crate::cli::GlobalArgs;
-use crate::error::Outcome;
-use crate::kubeapi::{self, Connection};
+use crate::kubeapi::{self, ConnectOptions, Connection};
 use crate::ownership;
 use crate::plan::{self, Action, ObjectPlan, Plan};
+use crate::progress::{Event, Events};
 use crate::render::{self, apply_rank, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::spec;
-use crate::style::{self, Style};
+use crate::wait::{poll_until, Poll};
 
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  kubectl redis destroy -f specs/redis-cluster.yaml            # keeps the volumes and their data
-  kubectl redis destroy -f specs/redis-cluster.yaml --delete-volumes --yes")]
-pub struct DestroyArgs {
-    /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
-    #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
-    pub files: Vec<std::path::PathBuf>,
-    /// Do not ask for confirmation (neither of the two questions --delete-volumes asks).
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Also delete the PersistentVolumeClaims and PersistentVolumes; their data may be erased,
-    /// depending on each volume's reclaim policy.
-    #[arg(long)]
-    pub delete_volumes: bool,
-    /// How long to wait for the pods and objects to be gone.
-    #[arg(long, default_value = "5m", value_parser = crate::cli::parse_timeout)]
-    pub timeout: Duration,
+/// What `destroy` would delete (and keep), computed from the live cluster.
+pub struct DestroyPlan {
+    pub connection: Connection,
+    /// The owned objects, in delete order: `Destroy`, or `Keep` for volumes.
+    pub plan: Plan,
+    /// Objects with a declared name but without the spec's ownership labels: left alone.
+    pub foreign: Vec<Value>,
 }
 
-/// `kubectl redis destroy`.
-pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> anyhow::Result<Outcome> {
-    let deadline = crate::cli::deadline_after(args.timeout)?;
-    let spec = spec::load(&args.files)?;
-    let connection = kubeapi::connect(global).await?;
-    let bundle = render::render(
-        &spec,
-        global.namespace.as_deref(),
-        &connection.default_namespace,
-    )?;
-    let (plan, foreign) = destroy_plan(&connection, &bundle, args.delete_volumes).await?;
-    let style = Style(style::stdout_color(global.color));
-
-    for object in &foreign {
-        println!(
-            "{} {} is not managed by kubectl-redis for `{}` (ownership labels missing): left alone",
-            style.dim("·"),
-            kubeapi::describe_object(object),
-            bundle.name
-        );
-    }
-    print!(
-        "{}",
-        plan::show(
-            &plan,
-            &plan::ShowOptions {
-                style,
-                show_secrets: false
-            }
-        )
-    );
-    if !plan.summary().has_changes() {
-        return Ok(Outcome::Success);
-    }
-    if !confirm("Destroy these objects?", args.yes)? {
-        eprintln!("Destroy cancelled; nothing was deleted.");
-        return Ok(Outcome::Success);
-    }
-    let volumes: Vec<String> = plan
-        .objects
-        .iter()
-        .filter(|o| o.action == Action::Destroy && is_volume(&o.desired))
-        .map(ObjectPlan::describe)
-        .collect();
-    if !volumes.is_empty()
-        && !confirm(
-            &format!(
-                "Really delete {} and the data they may hold?",
-                volumes.join(", ")
-            ),
-            args.yes,
-        )?
-    {
-        eprintln!("Destroy cancelled; nothing was deleted.");
-        return Ok(Outcome::Success);
+impl DestroyPlan {
+    /// The volume objects that would be deleted, with their data, for the second question.
+    pub fn volumes_to_delete(&self) -> Vec<String> {
+        self.plan
+            .objects
+            .iter()
+            .filter(|o| o.action == Action::Destroy && is_volume(&o.desired))
+            .map(ObjectPlan::describe)
+            .collect()
     }
 
+    /// What becomes of each volume that is kept.
+    pub fn kept_volumes(&self) -> Vec<String> {
+        self.plan
+            .objects
+            .iter()
+            .filter(|o| o.action == Action::Keep)
+            .map(|o| plan::volume_fate(&o.desired))
+            .collect()
+    }
+}
+
+/// Reads what the spec owns in the cluster: the front half of `destroy`.
+pub async fn prepare(
+    connect: &ConnectOptions,
+    namespace: Option<&str>,
+    files: &[std::path::PathBuf],
+    delete_volumes: bool,
+) -> anyhow::Result<DestroyPlan> {
+    let spec = spec::load(files)?;
+    let connection = kubeapi::connect(connect).await?;
+    let bundle = render::render(&spec, namespace, &connection.default_namespace)?;
+    let (plan, foreign) = destroy_plan(&connection, &bundle, delete_volumes).await?;
+    Ok(DestroyPlan {
+        connection,
+        plan,
+        foreign,
+    })
+}
+
+/// Deletes what the plan says, in order, waiting for each object (and a StatefulSet's pods) to
+/// be gone; the ApplySet parent goes last, unless volumes are kept (it still lists them).
+pub async fn execute(
+    destroy: &DestroyPlan,
+    deadline: Instant,
+    events: &dyn Events,
+) -> anyhow::Result<()> {
+    let connection = &destroy.connection;
+    let plan = &destroy.plan;
     for object in plan.objects.iter().filter(|o| o.action == Action::Destroy) {
-        delete_object(&connection, object, deadline).await?;
-        eprintln!("destroyed {}", object.describe());
+        kubeapi::delete_and_wait(
+            connection,
+            &object.desired,
+            &kubeapi::cascade(object.kind()),
+            deadline,
+        )
+        .await?;
+        events.emit(Event::Wrote {
+            action: Action::Destroy,
+            object: object.describe(),
+        });
         if object.kind() == "StatefulSet" {
-            wait_for_pods_gone(&connection, &object.desired, deadline).await?;
+            wait_for_pods_gone(connection, &object.desired, deadline).await?;
         }
     }
-    let kept: Vec<&ObjectPlan> = plan
-        .objects
-        .iter()
-        .filter(|o| o.action == Action::Keep)
-        .collect();
-    if kept.is_empty() {
-        delete_parent(&connection, &bundle.name, &bundle.namespace).await?;
-    } else {
-        println!("Kept {} volume object(s); the data remains:", kept.len());
-        for object in kept {
-            println!("  {}", plan::volume_fate(&object.desired));
-        }
-        println!(
-            "Apply the same spec to bring the cluster back on this data, or destroy again with \
-             --delete-volumes."
-        );
+    if plan.objects.iter().all(|o| o.action != Action::Keep) {
+        delete_parent(connection, &plan.spec_name, &plan.namespace).await?;
     }
-    Ok(Outcome::Success)
+    Ok(())
 }
 
 fn is_volume(object: &Value) -> bool {
@@ -252,22 +225,27 @@ async fn wait_for_pods_gone(
         .unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(connection.client.clone(), namespace);
     let params = ListParams::default().labels(&selector.join(","));
-    loop {
-        let left = kubeapi::with_retries(|| pods.list(&params))
-            .await?
-            .items
-            .len();
-        if left == 0 {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "timed out waiting for {left} pod(s) of {} to terminate",
-                kubeapi::describe_object(statefulset)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let (pods, params) = (&pods, &params);
+    poll_until(
+        deadline,
+        Duration::from_millis(300),
+        &format!(
+            "the pods of {} to terminate",
+            kubeapi::describe_object(statefulset)
+        ),
+        move || async move {
+            let left = kubeapi::with_retries(|| pods.list(params))
+                .await?
+                .items
+                .len();
+            Ok(if left == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{left} pod(s) left"))
+            })
+        },
+    )
+    .await
 }
 
 async fn delete_parent(

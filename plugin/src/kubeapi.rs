@@ -9,18 +9,28 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 
-use crate::cli::GlobalArgs;
+use crate::wait::Poll;
 
 /// The field manager every write of the plugin uses; server-side apply tracks ownership by it.
 pub const FIELD_MANAGER: &str = "kubectl-redis";
 
 /// How many times a call that failed with a 5xx or a timeout is tried in all.
 const ATTEMPTS: u32 = 4;
+
+/// Where the kubeconfig is and what to pick inside it: kubectl's `--kubeconfig`, `--context`,
+/// `--cluster` and `--user`.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+}
 
 /// A connected client and the namespace the kubeconfig context defaults to.
 pub struct Connection {
@@ -33,13 +43,13 @@ pub struct Connection {
 /// Builds a client the way kubectl does: `--kubeconfig`, else `$KUBECONFIG` (several files are
 /// merged, missing ones skipped), else `~/.kube/config`, else the in-cluster service account;
 /// `--context`, `--cluster` and `--user` pick inside the kubeconfig.
-pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Connection> {
+pub async fn connect(connect: &ConnectOptions) -> anyhow::Result<Connection> {
     let options = KubeConfigOptions {
-        context: global.context.clone(),
-        cluster: global.cluster.clone(),
-        user: global.user.clone(),
+        context: connect.context.clone(),
+        cluster: connect.cluster.clone(),
+        user: connect.user.clone(),
     };
-    let (config, source) = match read_kubeconfig(global)? {
+    let (config, source) = match read_kubeconfig(connect.kubeconfig.as_deref())? {
         Some((kubeconfig, files)) => {
             let source = describe(&files, &kubeconfig, &options);
             check_names(&kubeconfig, &options, &files)?;
@@ -70,14 +80,16 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Connection> {
 }
 
 /// The kubeconfig to use and the files it came from; `None` when there is none at all.
-fn read_kubeconfig(global: &GlobalArgs) -> anyhow::Result<Option<(Kubeconfig, String)>> {
+fn read_kubeconfig(
+    explicit: Option<&std::path::Path>,
+) -> anyhow::Result<Option<(Kubeconfig, String)>> {
     let read = |path: &std::path::Path| {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
         Kubeconfig::from_yaml(&text)
             .with_context(|| format!("{} is not a valid kubeconfig", path.display()))
     };
-    if let Some(path) = &global.kubeconfig {
+    if let Some(path) = explicit {
         return Ok(Some((read(path)?, path.display().to_string())));
     }
     let files: Vec<std::path::PathBuf> = match std::env::var_os("KUBECONFIG") {
@@ -239,6 +251,46 @@ where
             result => return result,
         }
     }
+}
+
+/// How a delete treats an object's dependents: a StatefulSet in the foreground (it is gone only
+/// once its pods are), everything else in the background.
+pub fn cascade(kind: &str) -> DeleteParams {
+    if kind == "StatefulSet" {
+        DeleteParams::foreground()
+    } else {
+        DeleteParams::background()
+    }
+}
+
+/// Deletes an object and waits until the server no longer has it; one that is gone already is
+/// no error.
+pub async fn delete_and_wait(
+    connection: &Connection,
+    object: &Value,
+    params: &DeleteParams,
+    deadline: std::time::Instant,
+) -> anyhow::Result<()> {
+    let api = api_for(&connection.client, object)?;
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    match with_retries(|| api.delete(name, params)).await {
+        Ok(_) => {}
+        Err(e) if status_code(&e) == Some(404) => return Ok(()),
+        Err(e) => return Err(explain(e, "delete", object, &connection.source)),
+    }
+    let api = &api;
+    crate::wait::poll_until(
+        deadline,
+        Duration::from_millis(300),
+        &format!("{} to be deleted", describe_object(object)),
+        move || async move {
+            Ok(match with_retries(|| api.get_opt(name)).await? {
+                None => Poll::Ready(()),
+                Some(_) => Poll::Pending(String::new()),
+            })
+        },
+    )
+    .await
 }
 
 /// The `reason` of one cause in a 422's Status: apimachinery's `field.ErrorType` as the server

@@ -1,25 +1,28 @@
-//! kubectl-redis: a declarative Redis Cluster on Kubernetes.
+//! kubectl-redis: a declarative Redis Cluster on Kubernetes, as a library of pipeline stages.
 //!
-//! The modules follow the pipeline the data flows through:
-//! `spec` (load + validate input) → `render` (Kubernetes objects) → `policy` (wasm evaluation)
-//! → `plan` (live diff) → `apply` (server-side apply, ordering, waits) → `cluster` (Redis
-//! formation / verify / heal) → `output` (text, json, sarif, github).
+//! The data flows `spec` (load + validate input, positions from `source`) → `render`
+//! (Kubernetes objects) → `policy` (wasm evaluation) → `plan` (live diff by server-side dry
+//! run) → `apply` (server-side apply, ordering, waits) → `cluster` (the Redis step: form,
+//! verify, heal, scale) → `output` (reports as text, json, sarif, github). `kubeapi`,
+//! `ownership`, `fanout` and `wait` serve the stages that talk to the cluster.
+//!
+//! The library never parses flags, prompts or prints: stages take option structs and return
+//! values, and report progress as [`progress::Event`]s. The `kubectl-redis` binary (`src/cmd`)
+//! owns the command line, the prompts, the printing and the exit codes.
 
 pub mod apply;
-pub mod check;
-pub mod cli;
 pub mod cluster;
-pub mod completion;
 pub mod destroy;
-pub mod error;
 pub mod fanout;
 pub mod kubeapi;
 pub mod output;
 pub mod ownership;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod redact;
 pub mod render;
 pub mod source;
 pub mod spec;
 pub mod style;
+pub mod wait;

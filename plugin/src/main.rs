@@ -1,12 +1,13 @@
+//! `kubectl-redis`: the command line over the `kubectl_redis` library (see `cmd`).
+
+mod cmd;
+
 use std::process::ExitCode;
 
 use clap::Parser;
-use kubectl_redis::cli::{Cli, Command};
-use kubectl_redis::error::Outcome;
-use kubectl_redis::{apply, check, cluster, completion, destroy, plan, render};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cmd::Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version go to stdout with 0; a bad flag is bad input: exit 1, as everywhere.
         Err(error) => {
@@ -19,41 +20,13 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.global.verbose);
-    let result = match &cli.command {
-        Command::Render(args) => render::run(&cli.global, args),
-        Command::Check(args) => check::run(&cli.global, args),
-        Command::Plan(args) => block_on(plan::run(&cli.global, args)),
-        Command::Apply(args) => block_on(apply::run(&cli.global, args)),
-        Command::Destroy(args) => block_on(destroy::run(&cli.global, args)),
-        Command::Status(args) => block_on(cluster::status::run(&cli.global, args)),
-        Command::Completion(args) => completion::run(args),
-        Command::Version => {
-            println!("kubectl-redis v{}", env!("CARGO_PKG_VERSION"));
-            Ok(Outcome::Success)
-        }
-        Command::Complete { words } => {
-            print!("{}", completion::complete(words));
-            Ok(Outcome::Success)
-        }
-    };
-    match result {
+    match cmd::run(&cli) {
         Ok(outcome) => outcome.into(),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// Commands that talk to the cluster run on a Tokio runtime; the offline ones never start it.
-fn block_on<F: std::future::Future<Output = anyhow::Result<Outcome>>>(
-    future: F,
-) -> anyhow::Result<Outcome> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?
-        .block_on(future)
 }
 
 /// `-v` info, `-vv` debug, `-vvv` trace, on stderr; `RUST_LOG` overrides.

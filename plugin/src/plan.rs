@@ -7,7 +7,6 @@
 //! at a time (`fanout`): the wall time is about two round trips per batch of objects.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -15,135 +14,52 @@ use kube::api::{Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cli::GlobalArgs;
-use crate::error::Outcome;
-use crate::kubeapi::{self, Connection, InvalidCause, FIELD_MANAGER};
+use crate::kubeapi::{self, ConnectOptions, Connection, InvalidCause, FIELD_MANAGER};
 use crate::ownership;
+use crate::policy::{PolicyOptions, Report};
 use crate::redact;
 use crate::render::{self, Bundle, RenderedObject};
 use crate::spec;
-use crate::style::{self, Style};
-
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  kubectl redis plan -f specs/redis-cluster.yaml
-  kubectl redis plan -f specs/redis-cluster.yaml --detailed-exitcode   # 0 same, 2 changes, 1 error
-  kubectl redis plan -f specs/redis-single/ -o json
-  kubectl redis plan -f specs/redis-cluster.yaml --out cluster.plan")]
-pub struct PlanArgs {
-    /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
-    #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
-    pub files: Vec<std::path::PathBuf>,
-    /// Save the plan for `kubectl redis apply PLANFILE` (written with mode 0600: it holds secrets).
-    #[arg(long, value_name = "PLANFILE")]
-    pub out: Option<std::path::PathBuf>,
-    /// Exit 2 when there are changes, 0 when there are none (1 stays an error).
-    #[arg(long)]
-    pub detailed_exitcode: bool,
-    /// Print secret values instead of masking them.
-    #[arg(long)]
-    pub show_secrets: bool,
-    /// Also plan to delete PersistentVolumes and claims the spec no longer declares.
-    #[arg(long)]
-    pub delete_volumes: bool,
-    #[command(flatten)]
-    pub policy: crate::check::PolicyArgs,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = PlanFormat::Text)]
-    pub output: PlanFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PlanFormat {
-    Text,
-    Json,
-}
+use crate::style::Style;
 
 /// A plan ready to show or apply, with the connection it was computed over.
 pub struct Prepared {
     pub connection: Connection,
     pub plan: Plan,
+    /// Warn-level policy findings (they do not block; `check` lists them).
+    pub policy_warnings: usize,
+}
+
+/// How far [`prepare`] got.
+pub enum Preparation {
+    Ready(Prepared),
+    /// Deny-level policy findings: nothing was planned, the cluster was not read.
+    Blocked(Report),
 }
 
 /// The shared front half of `plan` and `apply`: load, render, check policies, compute the plan.
-/// Deny-level findings stop it before it talks to the cluster.
+/// Deny-level findings stop it before it reads the cluster.
 pub async fn prepare(
-    global: &GlobalArgs,
+    connect: &ConnectOptions,
+    namespace: Option<&str>,
     files: &[std::path::PathBuf],
-    policy: &crate::check::PolicyArgs,
+    policy: &PolicyOptions,
     delete_volumes: bool,
-) -> anyhow::Result<Option<Prepared>> {
+) -> anyhow::Result<Preparation> {
     let spec = spec::load(files)?;
-    let connection = kubeapi::connect(global).await?;
-    let bundle = render::render(
-        &spec,
-        global.namespace.as_deref(),
-        &connection.default_namespace,
-    )?;
-    let report = crate::check::evaluate(&bundle, policy)?;
+    let connection = kubeapi::connect(connect).await?;
+    let bundle = render::render(&spec, namespace, &connection.default_namespace)?;
+    let report = crate::policy::run(&bundle, policy)?;
     if report.blocking() > 0 {
-        let color = style::use_color(global.color, std::io::stderr().is_terminal());
-        eprint!("{}", crate::output::text(&report, color));
-        eprintln!(
-            "Policy violations block this change; nothing was planned or written. Fix the spec, \
-             or waive a rule with a written reason (see `kubectl redis check --help`)."
-        );
-        return Ok(None);
+        return Ok(Preparation::Blocked(report));
     }
-    let warnings = report.count(crate::policy::Severity::Warn);
-    if warnings > 0 {
-        eprintln!(
-            "Policies: {warnings} warning(s); `kubectl redis check -f {}` shows them.",
-            files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" -f ")
-        );
-    }
+    let policy_warnings = report.count(crate::policy::Severity::Warn);
     let plan = compute(&connection, &bundle, delete_volumes).await?;
-    Ok(Some(Prepared { connection, plan }))
-}
-
-/// `kubectl redis plan`.
-pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Outcome> {
-    let Some(prepared) = prepare(global, &args.files, &args.policy, args.delete_volumes).await?
-    else {
-        return Ok(Outcome::Findings);
-    };
-    let plan = &prepared.plan;
-    match args.output {
-        PlanFormat::Text => {
-            let style = Style(style::stdout_color(global.color));
-            print!(
-                "{}",
-                show(
-                    plan,
-                    &ShowOptions {
-                        style,
-                        show_secrets: args.show_secrets
-                    }
-                )
-            );
-        }
-        PlanFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(plan, args.show_secrets))?
-        ),
-    }
-    if let Some(path) = &args.out {
-        plan.save(path)?;
-        eprintln!(
-            "Saved the plan to {}; apply it with `kubectl redis apply {}`.",
-            path.display(),
-            path.display()
-        );
-    }
-    Ok(if args.detailed_exitcode && plan.summary().has_changes() {
-        Outcome::Findings
-    } else {
-        Outcome::Success
-    })
+    Ok(Preparation::Ready(Prepared {
+        connection,
+        plan,
+        policy_warnings,
+    }))
 }
 
 /// What applying one object means.

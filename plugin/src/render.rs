@@ -6,9 +6,7 @@
 //! ownership labels and the namespace.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
@@ -24,12 +22,9 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::cli::GlobalArgs;
-use crate::error::Outcome;
 use crate::ownership;
-use crate::redact;
 use crate::source::{Location, Origin, SpecError};
-use crate::spec::{self, ReclaimPolicy, RedisCluster, Spec, SpecKind};
+use crate::spec::{ReclaimPolicy, RedisCluster, Spec, SpecKind};
 
 /// Label that marks an object as applied by this tool; prune and destroy touch nothing else.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -84,38 +79,13 @@ pub struct Bundle {
     pub waivers: Vec<SpecWaiver>,
 }
 
-#[derive(Debug, Args)]
-pub struct RenderArgs {
-    /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
-    #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
-    pub files: Vec<PathBuf>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = RenderFormat::Yaml)]
-    pub output: RenderFormat,
-    /// Print secret values (requirepass, masterauth, Secret data) instead of masking them.
-    #[arg(long)]
-    pub show_secrets: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// How `render` prints objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RenderFormat {
+    /// A multi-document YAML stream, as `kubectl apply -f` reads it.
     Yaml,
+    /// A `v1 List`.
     Json,
-}
-
-/// `kubectl redis render`.
-pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
-    let spec = spec::load(&args.files)?;
-    let bundle = render(&spec, global.namespace.as_deref(), "default")?;
-    let mut objects: Vec<Value> = bundle.objects.into_iter().map(|o| o.object).collect();
-    if !args.show_secrets {
-        let masked: usize = objects.iter_mut().map(redact::mask_secrets).sum();
-        if masked > 0 {
-            eprintln!("note: {masked} secret value(s) masked; pass --show-secrets to print them");
-        }
-    }
-    print!("{}", to_text(&objects, args.output)?);
-    Ok(Outcome::Success)
 }
 
 /// Serializes objects as a multi-document YAML stream or a `v1 List`.

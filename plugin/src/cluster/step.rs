@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::ValueEnum;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -21,7 +20,7 @@ use crate::render::{
 };
 
 /// How commands reach the pods' Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Via {
     /// Port-forward through the API server: works from a laptop.
     #[default]
@@ -129,6 +128,22 @@ pub async fn verify(client: &Client, target: &ClusterTarget, via: Via) -> anyhow
     let topology = target.topology(client).await?;
     let transport = transport(via, client, &target.namespace);
     Ok(verify_cluster(transport.as_ref(), &topology).await)
+}
+
+/// Verifies each Redis Cluster kubectl-redis manages in `namespace` (or only `name`), read-only.
+pub async fn verify_all(
+    client: &Client,
+    namespace: &str,
+    name: Option<&str>,
+    via: Via,
+) -> anyhow::Result<Vec<(ClusterTarget, Report)>> {
+    let targets = find_targets(client, namespace, name).await?;
+    let mut reports = Vec::with_capacity(targets.len());
+    for target in targets {
+        let report = verify(client, &target, via).await?;
+        reports.push((target, report));
+    }
+    Ok(reports)
 }
 
 /// The cluster-mode StatefulSets kubectl-redis manages in a namespace, optionally by name.

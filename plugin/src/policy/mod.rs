@@ -3,12 +3,13 @@
 //! The ABI a module implements is documented in `policies/README.md`. The host side here:
 //! [`engine`] compiles, sandboxes and calls modules; [`cache`] keeps compiled modules on disk;
 //! [`settings`] reads `--policy-settings`; [`waiver`] applies written-reason exceptions;
-//! [`location`] maps findings back to file:line of the spec.
+//! [`location`] maps findings back to file:line of the spec; [`run`] runs what a command asks for.
 
 pub mod builtin;
 pub mod cache;
 pub mod engine;
 pub mod location;
+mod run;
 pub mod settings;
 pub mod waiver;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use engine::{EngineOptions, Limits, Policy, PolicyEngine, PolicyError, PolicyErrorKind};
+pub use run::{run, PolicyOptions};
 pub use settings::PolicySettings;
 pub use waiver::Waiver;
 

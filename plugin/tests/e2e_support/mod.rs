@@ -366,25 +366,6 @@ impl Env {
     }
 
     /// `status -o json` for the one cluster, with its exit code.
-    /// `status` until it reports a healthy cluster (bounded; a cluster that never gets there
-    /// fails the test with the last report).
-    pub fn status_when_healthy(&self) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-        loop {
-            let out = self.run(&["status"]);
-            if out.code == 0 {
-                return out.stdout;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the cluster did not become healthy:\n{}{}",
-                out.stdout,
-                out.stderr
-            );
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-    }
-
     pub fn status_json(&self, extra: &[&str]) -> (i32, serde_json::Value) {
         let mut args = vec!["status", "-o", "json"];
         args.extend_from_slice(extra);

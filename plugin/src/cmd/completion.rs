@@ -6,8 +6,7 @@ use std::io::Write;
 
 use clap::{Args, CommandFactory, ValueEnum};
 
-use crate::cli::Cli;
-use crate::error::Outcome;
+use super::{Cli, Outcome};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:

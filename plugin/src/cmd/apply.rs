@@ -1,0 +1,103 @@
+//! `kubectl redis apply`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use kubectl_redis::apply::{self, ApplyOptions};
+use kubectl_redis::kubeapi;
+use kubectl_redis::plan::{self, Plan, ShowOptions};
+use kubectl_redis::wait::deadline_after;
+
+use super::events::TextEvents;
+use super::{confirm, parse_timeout, GlobalArgs, Outcome, PolicyArgs, ViaArg};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kubectl redis apply -f specs/redis-cluster.yaml
+  kubectl redis apply -f specs/redis-cluster.yaml --yes --timeout 10m
+  kubectl redis plan -f specs/redis-cluster.yaml --out cluster.plan && kubectl redis apply cluster.plan")]
+pub struct ApplyArgs {
+    /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "SPEC",
+        required_unless_present = "plan_file"
+    )]
+    pub files: Vec<PathBuf>,
+    /// A plan saved by `plan --out`: apply exactly that, if the cluster has not changed since.
+    #[arg(value_name = "PLANFILE", conflicts_with = "files")]
+    pub plan_file: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Take over fields another field manager owns.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Allow deleting and re-creating objects whose immutable fields change.
+    #[arg(long)]
+    pub allow_replace: bool,
+    /// How long to wait for volumes, pods and the Redis cluster (e.g. 90s, 5m, 1h).
+    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Stop after the Kubernetes objects are rolled out; do not form or heal the Redis cluster.
+    #[arg(long)]
+    pub skip_cluster_init: bool,
+    /// How to reach the pods' Redis for the cluster step.
+    #[arg(long, value_enum, default_value_t)]
+    pub via: ViaArg,
+    /// Print secret values in the plan instead of masking them.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Also delete PersistentVolumes and claims the spec no longer declares (their data may go
+    /// with them, depending on the reclaim policy).
+    #[arg(long)]
+    pub delete_volumes: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcome> {
+    let options = ApplyOptions {
+        force_conflicts: args.force_conflicts,
+        allow_replace: args.allow_replace,
+        redis_step: !args.skip_cluster_init,
+        via: args.via.into(),
+        deadline: deadline_after(args.timeout)?,
+    };
+    let (connection, plan) = match &args.plan_file {
+        Some(path) => {
+            let plan = Plan::load(path)?;
+            let connection = kubeapi::connect(&global.connect_options()).await?;
+            apply::check_fresh(&connection, &plan).await?;
+            (connection, plan)
+        }
+        None => {
+            let Some(prepared) =
+                super::plan::prepare(global, &args.files, &args.policy, args.delete_volumes)
+                    .await?
+            else {
+                return Ok(Outcome::Findings);
+            };
+            (prepared.connection, prepared.plan)
+        }
+    };
+    print!(
+        "{}",
+        plan::show(
+            &plan,
+            &ShowOptions {
+                style: global.style(true),
+                show_secrets: args.show_secrets
+            }
+        )
+    );
+    apply::check_allowed(&plan, &options)?;
+    if plan.summary().has_changes() && !confirm("Apply these changes?", args.yes)? {
+        eprintln!("Apply cancelled; nothing was written.");
+        return Ok(Outcome::Success);
+    }
+    apply::converge(&connection, &plan, &options, &TextEvents::new()).await?;
+    Ok(Outcome::Success)
+}

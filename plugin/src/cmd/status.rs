@@ -1,0 +1,85 @@
+//! `kubectl redis status`.
+
+use clap::{Args, ValueEnum};
+use kubectl_redis::cluster::status::render_text;
+use kubectl_redis::cluster::step;
+use kubectl_redis::kubeapi;
+
+use super::{GlobalArgs, Outcome, ViaArg};
+
+/// `kubectl redis status [NAME]`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kubectl redis status
+  kubectl redis status redis-cluster -o json
+  kubectl redis status --via exec     # through redis-cli in the pods, like the seed's command")]
+pub struct StatusArgs {
+    /// The cluster's StatefulSet; default: every Redis Cluster kubectl-redis manages in the namespace.
+    pub name: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = StatusFormat::Text)]
+    pub output: StatusFormat,
+    /// How to reach the pods' Redis.
+    #[arg(long, value_enum, default_value_t)]
+    pub via: ViaArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<Outcome> {
+    let connection = kubeapi::connect(&global.connect_options()).await?;
+    let namespace = global
+        .namespace
+        .clone()
+        .unwrap_or_else(|| connection.default_namespace.clone());
+    let reports = step::verify_all(
+        &connection.client,
+        &namespace,
+        args.name.as_deref(),
+        args.via.into(),
+    )
+    .await?;
+    anyhow::ensure!(
+        !reports.is_empty(),
+        "no Redis Cluster managed by kubectl-redis in namespace `{namespace}` ({})",
+        connection.source
+    );
+    match args.output {
+        StatusFormat::Text => {
+            for (target, report) in &reports {
+                if reports.len() > 1 {
+                    println!("== StatefulSet {}/{}", target.namespace, target.statefulset);
+                }
+                print!("{}", render_text(report));
+            }
+        }
+        StatusFormat::Json => {
+            let json: Vec<serde_json::Value> = reports
+                .iter()
+                .map(|(target, report)| {
+                    serde_json::json!({
+                        "namespace": target.namespace,
+                        "statefulSet": target.statefulset,
+                        "report": report,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+    }
+    let unhealthy: Vec<String> = reports
+        .iter()
+        .filter(|(_, report)| !report.healthy)
+        .map(|(target, _)| format!("{}/{}", target.namespace, target.statefulset))
+        .collect();
+    anyhow::ensure!(
+        unhealthy.is_empty(),
+        "Redis Cluster {} is not healthy (see the problems above)",
+        unhealthy.join(", ")
+    );
+    Ok(Outcome::Success)
+}
