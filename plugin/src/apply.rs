@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
 use crate::cluster::step::{self, ClusterTarget, Via};
-use crate::kubeapi::{self, Connection, FIELD_MANAGER};
+use crate::k8s::{self, Connection, FIELD_MANAGER};
 use crate::ownership;
 use crate::plan::{Action, ObjectPlan, Plan};
 use crate::progress::{Event, Events};
@@ -181,7 +181,10 @@ pub async fn execute(
                 .push(object);
         }
     }
-    let mut writes = usize::from(ownership::ensure_parent(connection, plan).await?);
+    let members = plan.objects.iter().map(|o| &o.desired);
+    let mut writes = usize::from(
+        ownership::ensure_parent(connection, &plan.spec_name, &plan.namespace, members).await?,
+    );
     for objects in groups.values() {
         crate::fanout::try_all(
             objects
@@ -199,10 +202,10 @@ pub async fn execute(
     }
     // Prune last, in reverse dependency order (the plan lists them that way).
     for object in plan.objects.iter().filter(|o| o.action == Action::Destroy) {
-        kubeapi::delete_and_wait(
+        k8s::delete_and_wait(
             connection,
             &object.desired,
-            &kubeapi::cascade(object.kind()),
+            &k8s::cascade(object.kind()),
             deadline,
         )
         .await?;
@@ -222,12 +225,12 @@ async fn apply_object(
     deadline: Instant,
 ) -> anyhow::Result<()> {
     let desired = &object.desired;
-    let api = kubeapi::api_for(&connection.client, desired)?;
+    let api = k8s::api_for(&connection.client, desired)?;
     let name = desired["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let explain = |error, verb| kubeapi::explain(error, verb, desired, &connection.source);
+    let explain = |error, verb| k8s::explain(error, verb, desired, &connection.source);
     if object.action == Action::Replace {
         // A StatefulSet is deleted with its pods orphaned: they keep serving and the new
         // StatefulSet adopts them. Nothing else the plugin manages has dependents to keep.
@@ -236,14 +239,14 @@ async fn apply_object(
         } else {
             DeleteParams::background()
         };
-        kubeapi::delete_and_wait(connection, desired, &params, deadline).await?;
+        k8s::delete_and_wait(connection, desired, &params, deadline).await?;
     }
     let mut params = PatchParams::apply(FIELD_MANAGER);
     if force_conflicts {
         params = params.force();
     }
     let patch = Patch::Apply(desired);
-    kubeapi::with_retries(|| api.patch(&name, &params, &patch))
+    api.patch(&name, &params, &patch)
         .await
         .map_err(|e| explain(e, "patch"))?;
     Ok(())
@@ -287,7 +290,8 @@ async fn wait_for_statefulset(
         POLL,
         &format!("{object} to roll out"),
         move || async move {
-            let statefulset = kubeapi::with_retries(|| statefulsets_ref.get(name))
+            let statefulset = statefulsets_ref
+                .get(name)
                 .await
                 .with_context(|| format!("cannot read {object_ref}"))?;
             let state = RolloutState::of(&statefulset, claims_ref).await?;
@@ -365,7 +369,7 @@ impl RolloutState {
             })
             .collect();
         let all = ListParams::default();
-        let listed = kubeapi::with_retries(|| claims.list(&all)).await?;
+        let listed = claims.list(&all).await?;
         let bound = listed
             .items
             .iter()
@@ -451,13 +455,14 @@ async fn pod_problems(pods: &Api<Pod>, statefulset: &StatefulSet) -> String {
 /// changes the plan never showed (Terraform's saved plans miss this).
 pub async fn check_fresh(connection: &Connection, plan: &Plan) -> anyhow::Result<()> {
     let stale = crate::fanout::try_all(plan.objects.iter().map(|object| async move {
-        let api = kubeapi::api_for(&connection.client, &object.desired)?;
+        let api = k8s::api_for(&connection.client, &object.desired)?;
         let name = object.desired["metadata"]["name"]
             .as_str()
             .unwrap_or_default();
-        let live = kubeapi::with_retries(|| api.get_opt(name))
+        let live = api
+            .get_opt(name)
             .await
-            .map_err(|e| kubeapi::explain(e, "get", &object.desired, &connection.source))?;
+            .map_err(|e| k8s::explain(e, "get", &object.desired, &connection.source))?;
         let now = live.and_then(|l| l.metadata.resource_version);
         anyhow::Ok((now != object.live_resource_version).then(|| {
             format!(

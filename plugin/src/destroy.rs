@@ -8,11 +8,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use crate::kubeapi::{self, ConnectOptions, Connection};
+use crate::k8s::{self, ConnectOptions, Connection};
 use crate::ownership;
+use crate::ownership::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::{self, Action, ObjectPlan, Plan};
 use crate::progress::{Event, Events};
-use crate::render::{self, apply_rank, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::render::{self, apply_rank};
 use crate::spec;
 use crate::wait::{poll_until, Poll};
 
@@ -55,7 +56,7 @@ pub async fn prepare(
     delete_volumes: bool,
 ) -> anyhow::Result<DestroyPlan> {
     let spec = spec::load(files)?;
-    let connection = kubeapi::connect(connect).await?;
+    let connection = k8s::connect(connect).await?;
     let bundle = render::render(&spec, namespace, &connection.default_namespace)?;
     let (plan, foreign) = destroy_plan(&connection, &bundle, delete_volumes).await?;
     Ok(DestroyPlan {
@@ -75,10 +76,10 @@ pub async fn execute(
     let connection = &destroy.connection;
     let plan = &destroy.plan;
     for object in plan.objects.iter().filter(|o| o.action == Action::Destroy) {
-        kubeapi::delete_and_wait(
+        k8s::delete_and_wait(
             connection,
             &object.desired,
-            &kubeapi::cascade(object.kind()),
+            &k8s::cascade(object.kind()),
             deadline,
         )
         .await?;
@@ -112,10 +113,11 @@ async fn destroy_plan(
     delete_volumes: bool,
 ) -> anyhow::Result<(Plan, Vec<Value>)> {
     let live = crate::fanout::try_all(bundle.objects.iter().map(|rendered| async move {
-        let api = kubeapi::api_for(&connection.client, &rendered.object)?;
-        let found = kubeapi::with_retries(|| api.get_opt(rendered.name()))
+        let api = k8s::api_for(&connection.client, &rendered.object)?;
+        let found = api
+            .get_opt(rendered.name())
             .await
-            .map_err(|e| kubeapi::explain(e, "get", &rendered.object, &connection.source))?;
+            .map_err(|e| k8s::explain(e, "get", &rendered.object, &connection.source))?;
         anyhow::Ok(found.map(|o| {
             let mut value = serde_json::to_value(o).expect("API objects serialize");
             value["apiVersion"] = rendered.object["apiVersion"].clone();
@@ -136,7 +138,7 @@ async fn destroy_plan(
             .chain(members)
             .chain(if delete_volumes { claims } else { Vec::new() })
     {
-        if !seen.insert(kubeapi::describe_object(&object)) {
+        if !seen.insert(k8s::describe_object(&object)) {
             continue;
         }
         let from_template = object["kind"] == "PersistentVolumeClaim"
@@ -185,14 +187,15 @@ async fn template_claims(
 ) -> anyhow::Result<Vec<Value>> {
     let probe = serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"namespace": bundle.namespace}});
-    let api = kubeapi::api_for(&connection.client, &probe)?;
+    let api = k8s::api_for(&connection.client, &probe)?;
     let params = ListParams::default().labels(&format!(
         "{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={}",
         bundle.name
     ));
-    let list = kubeapi::with_retries(|| api.list(&params))
+    let list = api
+        .list(&params)
         .await
-        .map_err(|e| kubeapi::explain(e, "list", &probe, &connection.source))?;
+        .map_err(|e| k8s::explain(e, "list", &probe, &connection.source))?;
     Ok(list
         .items
         .into_iter()
@@ -231,13 +234,10 @@ async fn wait_for_pods_gone(
         Duration::from_millis(300),
         &format!(
             "the pods of {} to terminate",
-            kubeapi::describe_object(statefulset)
+            k8s::describe_object(statefulset)
         ),
         move || async move {
-            let left = kubeapi::with_retries(|| pods.list(params))
-                .await?
-                .items
-                .len();
+            let left = pods.list(params).await?.items.len();
             Ok(if left == 0 {
                 Poll::Ready(())
             } else {
@@ -255,13 +255,13 @@ async fn delete_parent(
 ) -> anyhow::Result<()> {
     let probe = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"namespace": namespace, "name": ownership::parent_name(spec_name)}});
-    let api = kubeapi::api_for(&connection.client, &probe)?;
+    let api = k8s::api_for(&connection.client, &probe)?;
     match api
         .delete(&ownership::parent_name(spec_name), &Default::default())
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if kubeapi::status_code(&e) == Some(404) => Ok(()),
-        Err(e) => Err(kubeapi::explain(e, "delete", &probe, &connection.source)),
+        Err(e) if k8s::status_code(&e) == Some(404) => Ok(()),
+        Err(e) => Err(k8s::explain(e, "delete", &probe, &connection.source)),
     }
 }

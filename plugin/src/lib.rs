@@ -3,7 +3,7 @@
 //! The data flows `spec` (load + validate input, positions from `source`) → `render`
 //! (Kubernetes objects) → `policy` (wasm evaluation) → `plan` (live diff by server-side dry
 //! run) → `apply` (server-side apply, ordering, waits) → `cluster` (the Redis step: form,
-//! verify, heal, scale) → `output` (reports as text, json, sarif, github). `kubeapi`,
+//! verify, heal, scale) → `output` (reports as text, json, sarif, github). `k8s`,
 //! `ownership`, `fanout` and `wait` serve the stages that talk to the cluster.
 //!
 //! The library never parses flags, prompts or prints: stages take option structs and return
@@ -14,7 +14,7 @@ pub mod apply;
 pub mod cluster;
 pub mod destroy;
 pub mod fanout;
-pub mod kubeapi;
+pub mod k8s;
 pub mod output;
 pub mod ownership;
 pub mod plan;

@@ -11,8 +11,13 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::kubeapi::{self, Connection};
-use crate::render::{Bundle, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::k8s::{self, Connection};
+
+/// Label that marks an object as applied by this tool; prune and destroy touch nothing else.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "kubectl-redis";
+/// Label that names the spec an object belongs to.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 
 /// Every kind the plugin manages, in apply order.
 const MANAGED_KINDS: [(&str, &str); 7] = [
@@ -66,33 +71,30 @@ fn group_kind(object: &Value) -> String {
     }
 }
 
-/// Adds the part-of label to every object of the bundle.
-pub fn label_members(bundle: &mut Bundle) {
-    let id = applyset_id(&bundle.name, &bundle.namespace);
-    for rendered in &mut bundle.objects {
-        rendered.object["metadata"]["labels"][PART_OF_LABEL] = Value::String(id.clone());
-    }
+/// Marks an object as a member of the ApplySet `applyset` (see [`applyset_id`]).
+pub fn label_member(object: &mut Value, applyset: &str) {
+    object["metadata"]["labels"][PART_OF_LABEL] = Value::String(applyset.to_string());
 }
 
-/// The parent ConfigMap listing the group-kinds of the bundle's members.
-pub fn parent(bundle: &Bundle) -> Value {
-    let mut kinds: Vec<String> = bundle
-        .objects
-        .iter()
-        .map(|o| group_kind(&o.object))
-        .collect();
+/// The parent ConfigMap of a spec's ApplySet, listing the group-kinds of its members.
+pub fn parent<'a>(
+    spec_name: &str,
+    namespace: &str,
+    members: impl IntoIterator<Item = &'a Value>,
+) -> Value {
+    let mut kinds: Vec<String> = members.into_iter().map(group_kind).collect();
     kinds.sort();
     kinds.dedup();
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": parent_name(&bundle.name),
-            "namespace": bundle.namespace,
+            "name": parent_name(spec_name),
+            "namespace": namespace,
             "labels": BTreeMap::from([
-                (ID_LABEL, applyset_id(&bundle.name, &bundle.namespace)),
+                (ID_LABEL, applyset_id(spec_name, namespace)),
                 (MANAGED_BY_LABEL, MANAGED_BY.to_string()),
-                (INSTANCE_LABEL, bundle.name.clone()),
+                (INSTANCE_LABEL, spec_name.to_string()),
             ]),
             "annotations": {
                 TOOLING_ANNOTATION: format!("kubectl-redis/v{}", env!("CARGO_PKG_VERSION")),
@@ -123,11 +125,12 @@ pub async fn list_members(
             json!({"apiVersion": api_version, "kind": kind, "metadata": {"namespace": namespace}});
         let selector = selector.clone();
         async move {
-            let api = kubeapi::api_for(&connection.client, &probe)?;
+            let api = k8s::api_for(&connection.client, &probe)?;
             let params = kube::api::ListParams::default().labels(&selector);
-            let list = kubeapi::with_retries(|| api.list(&params))
+            let list = api
+                .list(&params)
                 .await
-                .map_err(|e| kubeapi::explain(e, "list", &probe, &connection.source))?;
+                .map_err(|e| k8s::explain(e, "list", &probe, &connection.source))?;
             anyhow::Ok(
                 list.items
                     .into_iter()
@@ -148,31 +151,21 @@ pub async fn list_members(
 }
 
 /// Writes the ApplySet parent when it is missing or lists other group-kinds; returns whether it
-/// wrote. The parent lists what the plan applies plus what it prunes, so a prune interrupted
-/// midway is found again by the next run.
-pub async fn ensure_parent(
+/// wrote. Callers pass what the plan applies plus what it prunes, so a prune interrupted midway
+/// is found again by the next run.
+pub async fn ensure_parent<'a>(
     connection: &Connection,
-    plan: &crate::plan::Plan,
+    spec_name: &str,
+    namespace: &str,
+    members: impl IntoIterator<Item = &'a Value>,
 ) -> anyhow::Result<bool> {
-    let bundle = Bundle {
-        name: plan.spec_name.clone(),
-        namespace: plan.namespace.clone(),
-        objects: plan
-            .objects
-            .iter()
-            .map(|o| crate::render::RenderedObject {
-                object: o.desired.clone(),
-                origin: Default::default(),
-            })
-            .collect(),
-        waivers: Vec::new(),
-    };
-    let desired = parent(&bundle);
-    let api = kubeapi::api_for(&connection.client, &desired)?;
-    let name = parent_name(&bundle.name);
-    let live = kubeapi::with_retries(|| api.get_opt(&name))
+    let desired = parent(spec_name, namespace, members);
+    let api = k8s::api_for(&connection.client, &desired)?;
+    let name = parent_name(spec_name);
+    let live = api
+        .get_opt(&name)
         .await
-        .map_err(|e| kubeapi::explain(e, "get", &desired, &connection.source))?;
+        .map_err(|e| k8s::explain(e, "get", &desired, &connection.source))?;
     let current = live.map(|l| serde_json::to_value(l).expect("API objects serialize"));
     let up_to_date = current.is_some_and(|c| {
         c["metadata"]["labels"][ID_LABEL] == desired["metadata"]["labels"][ID_LABEL]
@@ -181,11 +174,11 @@ pub async fn ensure_parent(
     if up_to_date {
         return Ok(false);
     }
-    let params = kube::api::PatchParams::apply(kubeapi::FIELD_MANAGER).force();
+    let params = kube::api::PatchParams::apply(k8s::FIELD_MANAGER).force();
     let patch = kube::api::Patch::Apply(&desired);
-    kubeapi::with_retries(|| api.patch(&name, &params, &patch))
+    api.patch(&name, &params, &patch)
         .await
-        .map_err(|e| kubeapi::explain(e, "patch", &desired, &connection.source))?;
+        .map_err(|e| k8s::explain(e, "patch", &desired, &connection.source))?;
     Ok(true)
 }
 

@@ -14,7 +14,7 @@ use kube::api::{Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kubeapi::{self, ConnectOptions, Connection, InvalidCause, FIELD_MANAGER};
+use crate::k8s::{self, ConnectOptions, Connection, InvalidCause, FIELD_MANAGER};
 use crate::ownership;
 use crate::policy::{PolicyOptions, Report};
 use crate::redact;
@@ -47,7 +47,7 @@ pub async fn prepare(
     delete_volumes: bool,
 ) -> anyhow::Result<Preparation> {
     let spec = spec::load(files)?;
-    let connection = kubeapi::connect(connect).await?;
+    let connection = k8s::connect(connect).await?;
     let bundle = render::render(&spec, namespace, &connection.default_namespace)?;
     let report = crate::policy::run(&bundle, policy)?;
     if report.blocking() > 0 {
@@ -115,7 +115,7 @@ pub struct ObjectPlan {
 
 impl ObjectPlan {
     pub fn describe(&self) -> String {
-        kubeapi::describe_object(&self.desired)
+        k8s::describe_object(&self.desired)
     }
     pub fn kind(&self) -> &str {
         self.desired["kind"].as_str().unwrap_or_default()
@@ -224,7 +224,7 @@ pub async fn compute(
     );
     let members = ownership::list_members(connection, &bundle.name, &bundle.namespace);
     let (mut objects, members) = tokio::try_join!(declared, members)?;
-    let key = |o: &Value| kubeapi::describe_object(o);
+    let key = |o: &Value| k8s::describe_object(o);
     let declared_keys: BTreeSet<String> = bundle.objects.iter().map(|o| key(&o.object)).collect();
     let mut pruned: Vec<ObjectPlan> = members
         .into_iter()
@@ -247,15 +247,15 @@ async fn plan_object(
     rendered: &RenderedObject,
 ) -> anyhow::Result<ObjectPlan> {
     let desired = &rendered.object;
-    let api = kubeapi::api_for(&connection.client, desired)?;
+    let api = k8s::api_for(&connection.client, desired)?;
     let name = rendered.name().to_string();
-    let explain = |error, verb| kubeapi::explain(error, verb, desired, &connection.source);
+    let explain = |error, verb| k8s::explain(error, verb, desired, &connection.source);
 
     let patch = Patch::Apply(desired);
     let dry_run_params = PatchParams::apply(FIELD_MANAGER).dry_run();
     let forced_params = dry_run_params.clone().force();
-    let read = kubeapi::with_retries(|| api.get_opt(&name));
-    let dry_run = kubeapi::with_retries(|| api.patch(&name, &dry_run_params, &patch));
+    let read = api.get_opt(&name);
+    let dry_run = api.patch(&name, &dry_run_params, &patch);
     let (live, dry_run) = tokio::join!(read, dry_run);
     let live = live.map_err(|e| explain(e, "get"))?;
     let live = live
@@ -274,20 +274,21 @@ async fn plan_object(
         Err(kube::Error::Api(status)) if status.code == 409 => {
             conflicts = conflicts_of(&status);
             // Ask again with force to learn what the apply would store if the user takes over.
-            let forced = kubeapi::with_retries(|| api.patch(&name, &forced_params, &patch))
+            let forced = api
+                .patch(&name, &forced_params, &patch)
                 .await
                 .map_err(|e| explain(e, "patch"))?;
             Some(serde_json::to_value(forced).expect("API objects serialize"))
         }
         Err(kube::Error::Api(status)) if status.code == 422 => {
-            let causes = kubeapi::invalid_causes(&status);
+            let causes = k8s::invalid_causes(&status);
             let (immutable, invalid): (Vec<_>, Vec<_>) =
                 causes.into_iter().partition(InvalidCause::is_immutable);
             // Only an immutable field is cured by deleting and creating the object; any other
             // cause (or none given) would fail the create just the same, after the delete.
             if live.is_none() || immutable.is_empty() || !invalid.is_empty() {
                 return Err(InvalidObject {
-                    object: kubeapi::describe_object(desired),
+                    object: k8s::describe_object(desired),
                     origin: format!("{}:{}", rendered.origin.file, rendered.origin.line),
                     live: live.is_some(),
                     server_message: status.message.clone(),
@@ -352,7 +353,7 @@ fn prune_plan(member: Value, delete_volumes: bool) -> ObjectPlan {
     };
     let source = format!(
         "owned by kubectl-redis ({})",
-        member["metadata"]["labels"][crate::render::INSTANCE_LABEL]
+        member["metadata"]["labels"][crate::ownership::INSTANCE_LABEL]
             .as_str()
             .unwrap_or_default()
     );
@@ -373,7 +374,7 @@ fn prune_plan(member: Value, delete_volumes: bool) -> ObjectPlan {
 
 /// What deleting a volume object does to the data on it, from its reclaim policy.
 pub fn volume_fate(object: &Value) -> String {
-    let name = kubeapi::describe_object(object);
+    let name = k8s::describe_object(object);
     match object["kind"].as_str() {
         Some("PersistentVolume") => {
             let policy = object["spec"]["persistentVolumeReclaimPolicy"]
@@ -513,7 +514,7 @@ impl InvalidObject {
 
 /// What replacing an object does to the data it stands for, in words.
 fn replace_consequence(desired: &Value, immutable: &[InvalidCause]) -> String {
-    let what = kubeapi::describe_object(desired);
+    let what = k8s::describe_object(desired);
     let fields = immutable
         .iter()
         .map(InvalidCause::to_string)
@@ -896,7 +897,7 @@ mod tests {
     #[test]
     fn an_invalid_object_names_its_fields_and_the_immutable_ones_it_also_changes() {
         let cause = InvalidCause {
-            reason: kubeapi::CauseReason::Invalid,
+            reason: k8s::CauseReason::Invalid,
             field: "spec.template.metadata.labels".into(),
             message: "Invalid value: {}: `selector` does not match template `labels`".into(),
         };

@@ -22,15 +22,10 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::ownership;
+use crate::ownership::{self, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::source::{Location, Origin, SpecError};
 use crate::spec::{ReclaimPolicy, RedisCluster, Spec, SpecKind};
 
-/// Label that marks an object as applied by this tool; prune and destroy touch nothing else.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "kubectl-redis";
-/// Label that names the spec an object belongs to.
-pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 /// StatefulSet annotations that tell policies and `apply` the intended cluster shape.
 pub const MASTERS_ANNOTATION: &str = "redis.kubectl-redis.io/masters";
 pub const REPLICAS_PER_MASTER_ANNOTATION: &str = "redis.kubectl-redis.io/replicas-per-master";
@@ -185,7 +180,10 @@ pub fn render(
         }
     }
     bundle.objects.sort_by_key(|o| apply_rank(o.kind()));
-    ownership::label_members(&mut bundle);
+    let applyset = ownership::applyset_id(&bundle.name, &bundle.namespace);
+    for rendered in &mut bundle.objects {
+        ownership::label_member(&mut rendered.object, &applyset);
+    }
     Ok(bundle)
 }
 

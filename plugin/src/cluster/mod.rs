@@ -2,10 +2,13 @@
 //! exist in Redis 5.0 (the seed's image): `CLUSTER ADDSLOTS`, `SET-CONFIG-EPOCH`, `MEET`,
 //! `REPLICATE`, `SETSLOT`, `GETKEYSINSLOT`, `MIGRATE`, `FORGET`.
 //!
-//! Layout: a pure core ([`topology`] in, [`plan`] for roles and slots, [`verify`] for judgement,
-//! all plain data) around an executor ([`form`], [`scale`]) that talks to pods through a
-//! [`transport::RedisTransport`] (direct TCP, port-forward, or `redis-cli` exec).
+//! Layout: a pure core ([`topology`] in, [`plan`] for roles and slots, [`decide`] for what may
+//! be done, [`verify`] for judgement, all plain data) around the executors ([`form`], [`scale`],
+//! sharing [`exec`]) that talk to pods through a [`transport::RedisTransport`] (direct TCP,
+//! port-forward, or `redis-cli` exec).
 
+pub mod decide;
+pub mod exec;
 pub mod form;
 pub mod nodes;
 pub mod observe;
@@ -18,9 +21,8 @@ pub mod topology;
 pub mod transport;
 pub mod verify;
 
-pub use form::{
-    ensure_cluster, verify_cluster, wait_healthy, ClusterError, FormOptions, FormOutcome,
-};
+pub use exec::{ClusterError, FormOptions};
+pub use form::{ensure_cluster, verify_cluster, wait_healthy, FormOutcome};
 pub use nodes::key_slot;
 pub use plan::Plan;
 pub use scale::{scale_in, ScaleInOutcome};

@@ -10,9 +10,8 @@ use crate::fanout;
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
-use super::form::{
-    check_safe, fixed_roles, not_converged, observe_all, ClusterError, Exec, FormOptions,
-};
+use super::decide::{check_safe, fixed_roles};
+use super::exec::{not_converged, observe_all, ClusterError, Exec, FormOptions};
 use super::nodes::even_ranges;
 use super::observe::{observe, Observation};
 use super::plan::plan;

@@ -10,14 +10,14 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 use serde_json::Value;
 
-use super::form::{ensure_cluster, verify_cluster, FormOptions, FormOutcome};
+use super::exec::FormOptions;
+use super::form::{ensure_cluster, verify_cluster, FormOutcome};
 use super::scale::{scale_in, ScaleInOutcome};
 use super::topology::{topology_from_kube, Topology};
 use super::transport::{direct, port_forward, ExecTransport, RedisTransport};
 use super::verify::Report;
-use crate::render::{
-    MANAGED_BY, MANAGED_BY_LABEL, MASTERS_ANNOTATION, REPLICAS_PER_MASTER_ANNOTATION,
-};
+use crate::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::render::{MASTERS_ANNOTATION, REPLICAS_PER_MASTER_ANNOTATION};
 
 /// How commands reach the pods' Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use kubectl_redis::apply::{self, ApplyOptions};
-use kubectl_redis::kubeapi;
+use kubectl_redis::k8s;
 use kubectl_redis::plan::{self, Plan, ShowOptions};
 use kubectl_redis::wait::deadline_after;
 
@@ -69,7 +69,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcom
     let (connection, plan) = match &args.plan_file {
         Some(path) => {
             let plan = Plan::load(path)?;
-            let connection = kubeapi::connect(&global.connect_options()).await?;
+            let connection = k8s::connect(&global.connect_options()).await?;
             apply::check_fresh(&connection, &plan).await?;
             (connection, plan)
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use kubectl_redis::plan::{self, ShowOptions};
 use kubectl_redis::wait::deadline_after;
-use kubectl_redis::{destroy, kubeapi};
+use kubectl_redis::{destroy, k8s};
 
 use super::events::TextEvents;
 use super::{confirm, parse_timeout, GlobalArgs, Outcome};
@@ -45,7 +45,7 @@ pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> anyhow::Result<Outc
         println!(
             "{} {} is not managed by kubectl-redis for `{}` (ownership labels missing): left alone",
             style.dim("·"),
-            kubeapi::describe_object(object),
+            k8s::describe_object(object),
             destroy.plan.spec_name
         );
     }

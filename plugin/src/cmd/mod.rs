@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kubectl_redis::kubeapi::ConnectOptions;
+use kubectl_redis::k8s::ConnectOptions;
 use kubectl_redis::policy::PolicyOptions;
 use kubectl_redis::style::Style;
 

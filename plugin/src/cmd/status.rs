@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use kubectl_redis::cluster::status::render_text;
 use kubectl_redis::cluster::step;
-use kubectl_redis::kubeapi;
+use kubectl_redis::k8s;
 
 use super::{GlobalArgs, Outcome, ViaArg};
 
@@ -31,7 +31,7 @@ pub enum StatusFormat {
 }
 
 pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<Outcome> {
-    let connection = kubeapi::connect(&global.connect_options()).await?;
+    let connection = k8s::connect(&global.connect_options()).await?;
     let namespace = global
         .namespace
         .clone()

@@ -1,0 +1,160 @@
+//! What the executors ([`super::form`], [`super::scale`]) share: their options and errors,
+//! waiting until every pod answers, and [`Exec`], which runs commands on pods by name and logs
+//! the ones that changed something.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use super::observe::{observe, Observation, PodState};
+use super::resp::Reply;
+use super::topology::Topology;
+use super::transport::{show_cmd, Cmd, RedisTransport};
+use super::verify::Report;
+
+#[derive(Debug, Clone)]
+pub struct FormOptions {
+    /// Overall deadline for reaching every pod and for convergence.
+    pub timeout: Duration,
+    /// How often to re-check while waiting.
+    pub poll: Duration,
+}
+
+impl Default for FormOptions {
+    fn default() -> Self {
+        FormOptions {
+            timeout: Duration::from_secs(120),
+            poll: Duration::from_millis(50),
+        }
+    }
+}
+
+impl FormOptions {
+    /// `timeout` from now; the timeout comes from the command line, so the sum is checked.
+    pub fn deadline(&self) -> Result<Instant> {
+        crate::wait::deadline_after(self.timeout)
+    }
+}
+
+/// Errors the caller may want to render specially (`-o json`, exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The pods' state makes forming unsafe; nothing was changed.
+    #[error("refusing to form the Redis Cluster: {0}")]
+    Refused(String),
+    /// The deadline passed; the report says which node disagrees and why.
+    #[error("{message}")]
+    NotConverged {
+        message: String,
+        report: Box<Report>,
+    },
+}
+
+pub(crate) fn not_converged(what: &str, waited: Duration, report: Report) -> anyhow::Error {
+    let mut message = format!("{what} within {:.0?}; {}:", waited, report.headline);
+    for p in &report.problems {
+        message.push_str(&format!("\n  - {p}"));
+    }
+    ClusterError::NotConverged {
+        message,
+        report: Box::new(report),
+    }
+    .into()
+}
+
+/// Wait until every pod answers (a restarted pod may still be loading its AOF).
+pub(crate) async fn observe_all(
+    t: &dyn RedisTransport,
+    topo: &Topology,
+    deadline: Instant,
+    poll: Duration,
+) -> Result<Observation> {
+    loop {
+        let obs = observe(t, topo).await;
+        let bad: Vec<&PodState> = obs.pods.iter().filter(|p| !p.ok()).collect();
+        if bad.is_empty() {
+            return Ok(obs);
+        }
+        // Cluster mode off will not fix itself by waiting.
+        if let Some(p) = bad.iter().find(|p| {
+            p.error
+                .as_deref()
+                .is_some_and(|e| e.contains("cluster mode is off"))
+        }) {
+            bail!(ClusterError::Refused(format!(
+                "{}: {}",
+                p.pod.name,
+                p.error.as_deref().unwrap_or("")
+            )));
+        }
+        if Instant::now() >= deadline {
+            let list: Vec<String> = bad
+                .iter()
+                .map(|p| format!("  - {}: {}", p.pod.name, p.error.as_deref().unwrap_or("")))
+                .collect();
+            bail!(
+                "pods did not answer before the deadline:\n{}",
+                list.join("\n")
+            );
+        }
+        tokio::time::sleep(poll.max(Duration::from_millis(200))).await;
+    }
+}
+
+/// Runs commands on pods by name and logs what it changed.
+pub(crate) struct Exec<'a> {
+    pub(crate) t: &'a dyn RedisTransport,
+    pub(crate) topo: &'a Topology,
+    pub(crate) actions: std::sync::Mutex<Vec<String>>,
+}
+
+impl<'a> Exec<'a> {
+    pub(crate) fn new(t: &'a dyn RedisTransport, topo: &'a Topology) -> Self {
+        Exec {
+            t,
+            topo,
+            actions: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn log(&self, line: String) {
+        self.actions.lock().expect("action log poisoned").push(line);
+    }
+
+    pub(crate) fn take_actions(&self) -> Vec<String> {
+        std::mem::take(&mut *self.actions.lock().expect("action log poisoned"))
+    }
+
+    /// Run `cmds` on `pod` without judging the replies (the caller handles expected errors).
+    pub(crate) async fn raw(&self, pod: &str, cmds: &[Cmd]) -> Result<Vec<Reply>> {
+        let info = self
+            .topo
+            .pod(pod)
+            .ok_or_else(|| anyhow::anyhow!("unknown pod {pod}"))?;
+        let addr = self.topo.addr(info)?;
+        self.t.pipeline(&addr, cmds).await
+    }
+
+    /// Run `cmds` on `pod`; every error reply fails with the pod and the command named.
+    pub(crate) async fn run(&self, pod: &str, cmds: Vec<Cmd>) -> Result<Vec<Reply>> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let info = self
+            .topo
+            .pod(pod)
+            .ok_or_else(|| anyhow::anyhow!("unknown pod {pod}"))?;
+        let addr = self.topo.addr(info)?;
+        let replies = self.t.pipeline(&addr, &cmds).await?;
+        for (c, r) in cmds.iter().zip(&replies) {
+            if let Reply::Error(e) = r {
+                bail!("{pod}: {} failed: {e}", show_cmd(c));
+            }
+        }
+        let mut log = self.actions.lock().expect("action log poisoned");
+        for c in &cmds {
+            log.push(format!("{pod}: {}", show_cmd(c)));
+        }
+        Ok(replies)
+    }
+}
