@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::observe::{observe, Observation, PodState};
+use super::observe::{observe, Observation, PodError, PodState};
 use super::resp::Reply;
 use super::topology::Topology;
 use super::transport::{show_cmd, Cmd, RedisTransport};
@@ -76,21 +76,20 @@ pub(crate) async fn observe_all(
             return Ok(obs);
         }
         // Cluster mode off will not fix itself by waiting.
-        if let Some(p) = bad.iter().find(|p| {
-            p.error
-                .as_deref()
-                .is_some_and(|e| e.contains("cluster mode is off"))
-        }) {
+        if let Some(p) = bad
+            .iter()
+            .find(|p| p.error == Some(PodError::ClusterModeOff))
+        {
             bail!(ClusterError::Refused(format!(
                 "{}: {}",
                 p.pod.name,
-                p.error.as_deref().unwrap_or("")
+                PodError::ClusterModeOff
             )));
         }
         if Instant::now() >= deadline {
             let list: Vec<String> = bad
                 .iter()
-                .map(|p| format!("  - {}: {}", p.pod.name, p.error.as_deref().unwrap_or("")))
+                .filter_map(|p| Some(format!("  - {}: {}", p.pod.name, p.error.as_ref()?)))
                 .collect();
             bail!(
                 "pods did not answer before the deadline:\n{}",

@@ -19,7 +19,7 @@ use super::plan::{plan, Plan};
 use super::resp::Reply;
 use super::scale;
 use super::topology::Topology;
-use super::transport::{cmd, Cmd, RedisTransport};
+use super::transport::{cmd, show_cmd, Cmd, RedisTransport};
 use super::verify::{verify, Report};
 
 /// What `ensure_cluster` did.
@@ -115,17 +115,15 @@ pub async fn ensure_cluster(
             if set_epoch {
                 // Another pod's MEET may have reached this one since we looked; then Redis refuses
                 // and its epoch-collision handling assigns one instead, which is fine.
-                match ex
-                    .run(
-                        &m.pod,
-                        vec![cmd(["CLUSTER", "SET-CONFIG-EPOCH", epoch.as_str()])],
-                    )
-                    .await
-                {
-                    Err(e) if format!("{e}").contains("does not know any other node") => {}
-                    other => {
-                        other?;
+                let set = cmd(["CLUSTER", "SET-CONFIG-EPOCH", epoch.as_str()]);
+                match ex.raw(&m.pod, std::slice::from_ref(&set)).await?.first() {
+                    // Redis 5.0's words: "ERR The user can assign a config epoch only when the
+                    // node does not know any other node."
+                    Some(Reply::Error(e)) if e.contains("does not know any other node") => {}
+                    Some(Reply::Error(e)) => {
+                        bail!("{}: {} failed: {e}", m.pod, show_cmd(&set))
                     }
+                    _ => ex.log(format!("{}: {}", m.pod, show_cmd(&set))),
                 }
             }
             anyhow::Ok(())

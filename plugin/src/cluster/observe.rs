@@ -9,12 +9,28 @@ use super::resp::Reply;
 use super::topology::{PodInfo, Topology};
 use super::transport::{cmd, show_cmd, RedisTransport};
 
+/// Why a pod could not be observed. Callers branch on the kind: waiting helps a pod without an
+/// IP or one still loading its data, never one whose cluster mode is off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", content = "detail", rename_all = "camelCase")]
+pub enum PodError {
+    #[error("no pod IP yet")]
+    NoIp,
+    #[error("unreachable via {0}")]
+    Unreachable(String),
+    #[error("cluster mode is off (cluster-enabled no): this is not a Redis Cluster node")]
+    ClusterModeOff,
+    /// A command failed (e.g. `LOADING` while the AOF loads) or answered nonsense.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// What one pod reported (or why it could not).
 #[derive(Debug, Clone, Serialize)]
 pub struct PodState {
     pub pod: PodInfo,
-    /// Set when the pod could not be asked (no IP, unreachable, loading, cluster mode off).
-    pub error: Option<String>,
+    /// Set when the pod could not be asked.
+    pub error: Option<PodError>,
     /// Its node id (`myself` line).
     pub id: Option<String>,
     /// Its view of the cluster: one line per node it knows, itself included.
@@ -111,7 +127,7 @@ pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo)
         master_link_up: None,
     };
     let Some(addr) = pod.addr(topo.port) else {
-        st.error = Some("no pod IP yet".into());
+        st.error = Some(PodError::NoIp);
         return st;
     };
     let cmds = [
@@ -123,15 +139,16 @@ pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo)
     let replies = match t.pipeline(&addr, &cmds).await {
         Ok(r) => r,
         Err(e) => {
-            st.error = Some(format!("unreachable via {}: {e:#}", t.kind()));
+            st.error = Some(PodError::Unreachable(format!("{}: {e:#}", t.kind())));
             return st;
         }
     };
     let mut fail = |c: usize, e: String| {
+        // Redis's own words (`ERR This instance has cluster support disabled`).
         let why = if e.contains("cluster support disabled") {
-            "cluster mode is off (cluster-enabled no): this is not a Redis Cluster node".to_string()
+            PodError::ClusterModeOff
         } else {
-            format!("{} failed: {e}", show_cmd(&cmds[c]))
+            PodError::Failed(format!("{} failed: {e}", show_cmd(&cmds[c])))
         };
         st.error.get_or_insert(why);
     };

@@ -89,7 +89,7 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
 
     for p in &obs.pods {
         if let Some(e) = &p.error {
-            problems.push(finding(Some(&p.pod.name), "unreachable", e.clone()));
+            problems.push(finding(Some(&p.pod.name), "unreachable", e.to_string()));
         }
     }
     let live: Vec<_> = obs.pods.iter().filter(|p| p.ok()).collect();
