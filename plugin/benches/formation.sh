@@ -8,4 +8,4 @@
 set -eu
 cd "$(dirname "$0")/../.."
 bash tests/redis5/build.sh
-exec cargo test --release -p kubectl-redis --test cluster_bench -- --ignored --nocapture --test-threads 1
+exec cargo test --release -p kubectl-redis --test it cluster_bench:: -- --ignored --nocapture --test-threads 1

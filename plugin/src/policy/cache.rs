@@ -37,11 +37,13 @@ impl ModuleCache {
     /// `$KUBECTL_REDIS_CACHE_DIR`, else `$XDG_CACHE_HOME/kubectl-redis`, else
     /// `~/.cache/kubectl-redis`; None when none of them can be found.
     pub fn default_dir() -> Option<PathBuf> {
-        let var = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        Self::default_dir_in(|key| std::env::var_os(key))
+    }
+
+    /// [`default_dir`](Self::default_dir) under an environment given as a lookup, so it is
+    /// tested without changing the process's environment under other threads.
+    pub fn default_dir_in(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+        let var = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(dir) = var("KUBECTL_REDIS_CACHE_DIR") {
             return Some(dir);
         }

@@ -2,7 +2,7 @@
 //! Redis 5.0 and 7.x. Ignored by default; run with plugin/benches/formation.sh (release build, one
 //! at a time). Prints figures, asserts only correctness.
 
-mod cluster_support;
+use crate::cluster_support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The `localcluster up` binary: kubeconfig once ready, foreground until SIGTERM, then every
 //! process it started is gone and the kubeconfig is removed.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

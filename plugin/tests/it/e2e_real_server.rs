@@ -2,7 +2,7 @@
 //! server-side diff against our plan, co-ownership and list merges by the schema's keys, RBAC,
 //! and the seed's own formation command on what `apply --skip-cluster-init` made.
 
-mod e2e_support;
+use crate::e2e_support;
 
 use e2e_support::Env;
 

@@ -1,7 +1,7 @@
 //! The Redis step of `apply` and `status`, end to end through the binary against the local test
 //! cluster, whose pods run real redis-server processes.
 
-mod e2e_support;
+use crate::e2e_support;
 
 use e2e_support::{keys, Env};
 use localcluster::Options;

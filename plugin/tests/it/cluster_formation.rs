@@ -1,6 +1,6 @@
 //! Formation against real redis-server processes: fresh, idempotent, resumed, refused.
 
-mod cluster_support;
+use crate::cluster_support;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! `plan`, `apply` and `destroy` end to end: the real binary against the local test cluster
 //! (tests/localcluster: the real Kubernetes control plane, pods run by our node agent).
 
-mod e2e_support;
+use crate::e2e_support;
 
 use e2e_support::{spec_with, Env};
 use localcluster::FailRule;

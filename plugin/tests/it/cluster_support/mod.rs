@@ -3,7 +3,6 @@
 //! namespace with its own address, on a bridge per test (`localcluster::net`, as the local
 //! cluster's pods), so Redis needs no help to know its address (5.0 has no `bind-source-addr`)
 //! and tests in parallel never collide.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;

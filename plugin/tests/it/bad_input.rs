@@ -3,7 +3,7 @@
 //! absurd `--timeout` is a flag error, and a spec with more Redis nodes than Redis Cluster
 //! supports is refused at load.
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! pre-bound hostPath volumes, update-node.sh, restarts, recreation with a new IP, exec and
 //! port-forward through kube-rs, and a clean shutdown.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! Scale 3 → 4 masters and back with 10,000 keys: slots move with their keys, nothing is lost.
 
-mod cluster_support;
+use crate::cluster_support;
 
 use cluster_support::{fast, CliTransport, Redis, TestCluster};
 use kubectl_redis::cluster::form::ensure_cluster;

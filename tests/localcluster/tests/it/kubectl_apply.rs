@@ -1,7 +1,7 @@
 //! kubectl of the cluster's release (built with it) against the local cluster: server-side apply of the second seed's
 //! manifests, get, diff, exec, port-forward, the 409 field-manager conflict, and delete.
 
-mod common;
+use crate::common;
 
 use common::{fixture, kubectl, text};
 use localcluster::{LocalCluster, Options};

@@ -106,7 +106,7 @@ fn text_is_coloured_when_asked() {
 fn sarif_is_valid_against_the_schema_and_points_at_lines() {
     // The SARIF 2.1.0 schema as Microsoft ships it in @microsoft/jest-sarif (MIT).
     let mut schema: Value =
-        serde_json::from_str(include_str!("fixtures/sarif-schema-2.1.0.json")).expect("schema");
+        serde_json::from_str(include_str!("../fixtures/sarif-schema-2.1.0.json")).expect("schema");
     // The schema's pattern for `language` properties has a stray `]` that the validator's
     // meta-schema check rejects; use the pattern it means (a language tag such as `en-US`).
     fix_language_patterns(&mut schema);

@@ -120,32 +120,33 @@ fn an_unwritable_cache_only_costs_a_compile() {
 
 #[test]
 fn the_cache_directory_follows_the_environment() {
-    // The only test in this binary that touches the environment.
-    let saved: Vec<_> = ["KUBECTL_REDIS_CACHE_DIR", "XDG_CACHE_HOME", "HOME"]
-        .iter()
-        .map(|k| (*k, std::env::var_os(k)))
-        .collect();
-    std::env::set_var("KUBECTL_REDIS_CACHE_DIR", "/tmp/kr-cache");
-    std::env::set_var("XDG_CACHE_HOME", "/tmp/xdg");
-    std::env::set_var("HOME", "/home/someone");
-    assert_eq!(
-        ModuleCache::default_dir(),
-        Some(PathBuf::from("/tmp/kr-cache"))
-    );
-    std::env::remove_var("KUBECTL_REDIS_CACHE_DIR");
-    assert_eq!(
-        ModuleCache::default_dir(),
-        Some(PathBuf::from("/tmp/xdg/kubectl-redis"))
-    );
-    std::env::set_var("XDG_CACHE_HOME", "relative/ignored");
-    assert_eq!(
-        ModuleCache::default_dir(),
-        Some(PathBuf::from("/home/someone/.cache/kubectl-redis"))
-    );
-    for (k, v) in saved {
-        match v {
-            Some(v) => std::env::set_var(k, v),
-            None => std::env::remove_var(k),
+    fn env<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
+        move |key| {
+            vars.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| std::ffi::OsString::from(v))
         }
     }
+    let home = ("HOME", "/home/someone");
+    assert_eq!(
+        ModuleCache::default_dir_in(env(&[
+            ("KUBECTL_REDIS_CACHE_DIR", "/tmp/kr-cache"),
+            ("XDG_CACHE_HOME", "/tmp/xdg"),
+            home
+        ])),
+        Some(PathBuf::from("/tmp/kr-cache"))
+    );
+    assert_eq!(
+        ModuleCache::default_dir_in(env(&[("XDG_CACHE_HOME", "/tmp/xdg"), home])),
+        Some(PathBuf::from("/tmp/xdg/kubectl-redis"))
+    );
+    assert_eq!(
+        ModuleCache::default_dir_in(env(&[
+            ("KUBECTL_REDIS_CACHE_DIR", ""),
+            ("XDG_CACHE_HOME", "relative/ignored"),
+            home
+        ])),
+        Some(PathBuf::from("/home/someone/.cache/kubectl-redis"))
+    );
+    assert_eq!(ModuleCache::default_dir_in(env(&[])), None);
 }

@@ -1,7 +1,5 @@
 //! Shared by the end-to-end tests: a local cluster with its kubeconfig, and the real binary.
 
-#![allow(dead_code)] // each test file uses its own subset
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,6 +1,6 @@
 //! Healing after pods come back with new IPs, and the failover drill, with real data.
 
-mod cluster_support;
+use crate::cluster_support;
 
 use std::time::{Duration, Instant};
 
