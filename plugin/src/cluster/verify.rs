@@ -74,7 +74,24 @@ fn finding(pod: Option<&str>, kind: &str, message: String) -> Finding {
 pub fn verify(topo: &Topology, obs: &Observation) -> Report {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let pod_of = obs.pod_of_id();
+    let mut pod_of = obs.pod_of_id();
+    // A pod that did not answer gave no `myself` line, so no id: know it by the one id its peers
+    // have at its IP, or their lines about it would call a pod that is down a foreign node.
+    for p in obs.pods.iter().filter(|p| p.id.is_none()) {
+        let Some(ip) = p.pod.ip.as_deref() else {
+            continue;
+        };
+        let ids: BTreeSet<&str> = obs
+            .pods
+            .iter()
+            .flat_map(|o| &o.nodes)
+            .filter(|n| n.ip == ip && !n.in_handshake() && !pod_of.contains_key(&n.id))
+            .map(|n| n.id.as_str())
+            .collect();
+        if let [id] = Vec::from_iter(ids).as_slice() {
+            pod_of.insert(id.to_string(), p.pod.name.clone());
+        }
+    }
     let name_of = |id: &str| {
         pod_of
             .get(id)
@@ -462,6 +479,7 @@ mod tests {
         cluster, fresh, half_migrated, id, lines, nodes_text, observation, restarted, seed,
         seed_lines, topology, Pod,
     };
+    use super::super::observe::PodError;
     use super::*;
 
     /// `(pod ordinal or None for the cluster, kind, how many)`.
@@ -488,6 +506,31 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// The seed cluster with redis-cluster-0 down: the others see it `fail` and disconnected.
+    /// `promoted`: its replica redis-cluster-3 has taken over its slots.
+    fn master_down(promoted: bool) -> Vec<Pod> {
+        let mut view = seed_lines();
+        view[0].flags = "master,fail";
+        view[0].link = "disconnected";
+        if promoted {
+            view[0].slots = String::new();
+            view[3].flags = "master";
+            view[3].master = None;
+            view[3].epoch = 7;
+            view[3].slots = "0-5460".into();
+        }
+        let mut pods = seed();
+        for p in pods.iter_mut().skip(1) {
+            p.nodes = nodes_text(p.info.ordinal, &view);
+            if !promoted {
+                p.state = "fail";
+            }
+        }
+        pods[0].error = Some(PodError::Unreachable("direct: connection refused".into()));
+        pods[3].master_link_up = if promoted { None } else { Some(false) };
+        pods
     }
 
     #[test]
@@ -583,6 +626,50 @@ mod tests {
                 problems: vec![],
                 warnings: vec![],
                 says: says(&["Cluster healthy"]),
+            },
+            Case {
+                name: "a master down, its replica not promoted yet",
+                pods: master_down(false),
+                shape: (3, 1),
+                problems: [
+                    vec![
+                        (Some(0), "unreachable", 1),
+                        (None, "uncovered-slots", 1),
+                        (Some(3), "replica-link-down", 1),
+                    ],
+                    each(1..6, "link-down", 1),
+                    each(1..6, "node-failing", 1),
+                    each(1..6, "state-not-ok", 1),
+                ]
+                .concat(),
+                warnings: vec![],
+                says: says(&[
+                    "Cluster unhealthy (18 problems): 2 masters, 3 replicas, 10923/16384 slots \
+                     covered",
+                    "redis-cluster-0: unreachable via direct: connection refused",
+                    "5461 slots are served by a failed master: 0-5460",
+                    "redis-cluster-4: sees redis-cluster-0 as fail",
+                    "redis-cluster-1: cluster bus link to redis-cluster-0 is disconnected",
+                    "redis-cluster-3: replication from redis-cluster-0 is not up",
+                ]),
+            },
+            Case {
+                name: "a master down, its replica promoted",
+                pods: master_down(true),
+                shape: (3, 1),
+                problems: [
+                    vec![(Some(0), "unreachable", 1), (Some(3), "no-replica", 1)],
+                    each(1..6, "link-down", 1),
+                    each(1..6, "node-failing", 1),
+                ]
+                .concat(),
+                warnings: vec![],
+                says: says(&[
+                    "Cluster unhealthy (12 problems): 3 masters, 2 replicas, 16384/16384 slots \
+                     covered",
+                    "redis-cluster-3: master has no replica",
+                    "redis-cluster-2: sees redis-cluster-0 as fail",
+                ]),
             },
             Case {
                 name: "the only replica beside its master on one Kubernetes node",
@@ -685,5 +772,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn rows_name_roles_masters_and_links() {
+        let pods = master_down(false);
+        let report = verify(&topology(&pods, 3, 1), &observation(&pods));
+        let row = |n: usize| &report.pods[n];
+        assert_eq!(row(0).role, "unreachable");
+        assert_eq!(row(0).id, None);
+        assert_eq!(row(3).role, "replica");
+        assert_eq!(row(3).master.as_deref(), Some("redis-cluster-0"));
+        assert_eq!(
+            row(3).link,
+            "redis-cluster-0 disconnected; replication link down"
+        );
+        assert_eq!(row(1).slot_ranges, "5461-10922");
+        assert_eq!(row(1).slots, 5462);
+        assert_eq!(row(1).keys, Some(0));
     }
 }
