@@ -9,6 +9,8 @@
 
 pub mod decide;
 pub mod exec;
+#[cfg(test)]
+mod fixture;
 pub mod form;
 pub mod nodes;
 pub mod observe;

@@ -341,6 +341,154 @@ mod tests {
         assert_eq!(all, even_ranges(3));
     }
 
+    /// Plan from an observation, the way `ensure_cluster` does: the roles and slots it already
+    /// fixes, then the planner.
+    #[test]
+    fn plans_from_observations() {
+        use super::super::decide::fixed_roles;
+        use super::super::fixture::{
+            cluster, fresh, half_migrated, lone, name, observation, seed, seed_lines,
+        };
+        use super::super::fixture::{topology as fixture_topology, Pod};
+
+        struct Case {
+            name: &'static str,
+            pods: Vec<Pod>,
+            shape: (usize, usize),
+            /// Master ordinal → its planned ranges, in plan order.
+            masters: Vec<(u32, Vec<(u16, u16)>)>,
+            /// `(replica, master)` ordinals, by replica ordinal.
+            replicas: Vec<(u32, u32)>,
+            /// Every replica on another Kubernetes node than its master.
+            spread: bool,
+        }
+        let seed_masters = || {
+            vec![
+                (0, vec![(0, 5460)]),
+                (1, vec![(5461, 10922)]),
+                (2, vec![(10923, 16383)]),
+            ]
+        };
+        let cases = vec![
+            Case {
+                name: "a fresh cluster on six Kubernetes nodes",
+                pods: fresh(),
+                shape: (3, 1),
+                masters: seed_masters(),
+                replicas: vec![(3, 2), (4, 1), (5, 0)],
+                spread: true,
+            },
+            Case {
+                name: "a fresh cluster on three nodes, pods i and i+3 side by side",
+                pods: {
+                    let mut pods = fresh();
+                    for p in &mut pods {
+                        let letter = char::from(b'a' + (p.info.ordinal % 3) as u8);
+                        p.info.node = Some(format!("node-{letter}"));
+                    }
+                    pods
+                },
+                shape: (3, 1),
+                masters: seed_masters(),
+                replicas: vec![(3, 2), (4, 0), (5, 1)],
+                spread: true,
+            },
+            Case {
+                name: "a healthy cluster is planned as it is",
+                pods: seed(),
+                shape: (3, 1),
+                masters: seed_masters(),
+                replicas: vec![(3, 0), (4, 1), (5, 2)],
+                spread: true,
+            },
+            Case {
+                name: "a half-migrated slot stays with its owner",
+                pods: half_migrated(),
+                shape: (3, 1),
+                masters: seed_masters(),
+                replicas: vec![(3, 0), (4, 1), (5, 2)],
+                spread: true,
+            },
+            Case {
+                name: "rotated owners keep their ranges",
+                pods: {
+                    let mut view = seed_lines();
+                    view[0].slots = "10923-16383".into();
+                    view[1].slots = "0-5460".into();
+                    view[2].slots = "5461-10922".into();
+                    cluster(&view)
+                },
+                shape: (3, 1),
+                masters: vec![
+                    (0, vec![(10923, 16383)]),
+                    (1, vec![(0, 5460)]),
+                    (2, vec![(5461, 10922)]),
+                ],
+                replicas: vec![(3, 0), (4, 1), (5, 2)],
+                spread: true,
+            },
+            Case {
+                name: "a working replica beside its master is kept (verify is what warns)",
+                pods: {
+                    let mut pods = seed();
+                    pods[3].info.node = Some("node-a".into());
+                    pods
+                },
+                shape: (3, 1),
+                masters: seed_masters(),
+                replicas: vec![(3, 0), (4, 1), (5, 2)],
+                spread: false,
+            },
+            Case {
+                name:
+                    "scale-out to four masters: the new master gets the range nobody holds most of",
+                pods: {
+                    let mut pods = seed();
+                    pods.extend([lone(6), lone(7)]);
+                    pods
+                },
+                shape: (4, 1),
+                masters: vec![
+                    (0, vec![(0, 4095)]),
+                    (1, vec![(4096, 8191)]),
+                    (2, vec![(12288, 16383)]),
+                    (6, vec![(8192, 12287)]),
+                ],
+                replicas: vec![(3, 0), (4, 1), (5, 2), (7, 6)],
+                spread: true,
+            },
+        ];
+        for case in cases {
+            let t = fixture_topology(&case.pods, case.shape.0, case.shape.1);
+            let (fixed, owned) = fixed_roles(&observation(&case.pods));
+            let p = plan(&t, &fixed, &owned).unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
+            let masters: Vec<(u32, Vec<(u16, u16)>)> =
+                case.masters.iter().map(|(n, r)| (*n, r.clone())).collect();
+            let got: Vec<(u32, Vec<(u16, u16)>)> = p
+                .masters
+                .iter()
+                .map(|m| (t.pod(&m.pod).unwrap().ordinal, m.ranges.clone()))
+                .collect();
+            assert_eq!(got, masters, "{}: masters", case.name);
+            let want: Vec<ReplicaPlan> = case
+                .replicas
+                .iter()
+                .map(|(r, m)| ReplicaPlan {
+                    pod: name(*r),
+                    master: name(*m),
+                })
+                .collect();
+            assert_eq!(p.replicas, want, "{}: replicas", case.name);
+            assert_eq!(p.warnings, Vec::<String>::new(), "{}: warnings", case.name);
+            let beside = p
+                .replicas
+                .iter()
+                .filter(|r| node_of(&t, &r.pod) == node_of(&t, &r.master))
+                .count();
+            assert_eq!(beside == 0, case.spread, "{}: {beside} beside", case.name);
+        }
+    }
+
     #[test]
     fn too_few_pods_is_an_error_not_a_panic() {
         let t = topo(&["a", "b"], 3, 1);

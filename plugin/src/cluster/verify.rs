@@ -74,7 +74,24 @@ fn finding(pod: Option<&str>, kind: &str, message: String) -> Finding {
 pub fn verify(topo: &Topology, obs: &Observation) -> Report {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let pod_of = obs.pod_of_id();
+    let mut pod_of = obs.pod_of_id();
+    // A pod that did not answer gave no `myself` line, so no id: know it by the one id its peers
+    // have at its IP, or their lines about it would call a pod that is down a foreign node.
+    for p in obs.pods.iter().filter(|p| p.id.is_none()) {
+        let Some(ip) = p.pod.ip.as_deref() else {
+            continue;
+        };
+        let ids: BTreeSet<&str> = obs
+            .pods
+            .iter()
+            .flat_map(|o| &o.nodes)
+            .filter(|n| n.ip == ip && !n.in_handshake() && !pod_of.contains_key(&n.id))
+            .map(|n| n.id.as_str())
+            .collect();
+        if let [id] = Vec::from_iter(ids).as_slice() {
+            pod_of.insert(id.to_string(), p.pod.name.clone());
+        }
+    }
     let name_of = |id: &str| {
         pod_of
             .get(id)
@@ -453,5 +470,325 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
         pods: rows,
         problems,
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{
+        cluster, fresh, half_migrated, id, lines, nodes_text, observation, restarted, seed,
+        seed_lines, topology, Pod,
+    };
+    use super::super::observe::PodError;
+    use super::*;
+
+    /// `(pod ordinal or None for the cluster, kind, how many)`.
+    type Want = Vec<(Option<u32>, &'static str, usize)>;
+
+    fn each(pods: impl IntoIterator<Item = u32>, kind: &'static str, count: usize) -> Want {
+        pods.into_iter().map(|n| (Some(n), kind, count)).collect()
+    }
+
+    fn tally(findings: &[Finding]) -> BTreeMap<(Option<String>, String), usize> {
+        let mut out = BTreeMap::new();
+        for f in findings {
+            *out.entry((f.pod.clone(), f.kind.clone())).or_default() += 1;
+        }
+        out
+    }
+
+    fn wanted(want: &Want) -> BTreeMap<(Option<String>, String), usize> {
+        want.iter()
+            .map(|(n, kind, count)| {
+                (
+                    (n.map(|n| format!("redis-cluster-{n}")), kind.to_string()),
+                    *count,
+                )
+            })
+            .collect()
+    }
+
+    /// The seed cluster with redis-cluster-0 down: the others see it `fail` and disconnected.
+    /// `promoted`: its replica redis-cluster-3 has taken over its slots.
+    fn master_down(promoted: bool) -> Vec<Pod> {
+        let mut view = seed_lines();
+        view[0].flags = "master,fail";
+        view[0].link = "disconnected";
+        if promoted {
+            view[0].slots = String::new();
+            view[3].flags = "master";
+            view[3].master = None;
+            view[3].epoch = 7;
+            view[3].slots = "0-5460".into();
+        }
+        let mut pods = seed();
+        for p in pods.iter_mut().skip(1) {
+            p.nodes = nodes_text(p.info.ordinal, &view);
+            if !promoted {
+                p.state = "fail";
+            }
+        }
+        pods[0].error = Some(PodError::Unreachable("direct: connection refused".into()));
+        pods[3].master_link_up = if promoted { None } else { Some(false) };
+        pods
+    }
+
+    #[test]
+    fn verify_cases() {
+        struct Case {
+            name: &'static str,
+            pods: Vec<Pod>,
+            /// The spec's shape: masters, replicas per master.
+            shape: (usize, usize),
+            problems: Want,
+            warnings: Want,
+            /// Fragments of the headline and the findings' text.
+            says: Vec<String>,
+        }
+        let says = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases = vec![
+            Case {
+                name: "a healthy cluster",
+                pods: seed(),
+                shape: (3, 1),
+                problems: vec![],
+                warnings: vec![],
+                says: says(&["Cluster healthy: 3 masters, 3 replicas, 16384/16384 slots covered"]),
+            },
+            Case {
+                name: "a fresh, unformed cluster",
+                pods: fresh(),
+                shape: (3, 1),
+                problems: [
+                    vec![(None, "uncovered-slots", 1)],
+                    each(0..6, "state-not-ok", 1),
+                    each(0..6, "missing-node", 5),
+                    each(0..6, "not-in-cluster", 1),
+                ]
+                .concat(),
+                warnings: vec![],
+                says: says(&[
+                    "Cluster unhealthy (43 problems): 0 masters, 0 replicas, 0/16384 slots \
+                     covered",
+                    "16384 slots have no master: 0-16383",
+                    "redis-cluster-0: cluster_state:fail (it knows 1 node(s), sees 0 slot(s) \
+                     assigned, 0 ok)",
+                    "redis-cluster-5: is a master without slots or replicas",
+                ]),
+            },
+            Case {
+                name: "a half-migrated slot",
+                pods: half_migrated(),
+                shape: (3, 1),
+                problems: [each([0, 1], "open-slot", 1)].concat(),
+                warnings: vec![],
+                says: says(&[
+                    "redis-cluster-0: slot 5460 is half-migrated to redis-cluster-1",
+                    "redis-cluster-1: slot 5460 is half-imported from redis-cluster-0",
+                    "3 masters, 3 replicas, 16384/16384 slots covered",
+                ]),
+            },
+            Case {
+                name: "every pod restarted with a new IP",
+                pods: restarted(),
+                shape: (3, 1),
+                problems: [
+                    each(0..6, "stale-address", 5),
+                    each(0..6, "link-down", 5),
+                    each(3..6, "replica-link-down", 1),
+                    each(0..3, "no-replica", 1),
+                ]
+                .concat(),
+                warnings: vec![],
+                says: says(&[
+                    "redis-cluster-0: has redis-cluster-1 at 10.0.0.11 but its pod IP is \
+                     10.0.1.11",
+                    "redis-cluster-5: has redis-cluster-4 at 10.0.0.14 but its pod IP is \
+                     10.0.1.14",
+                    "redis-cluster-0: master has no connected replica (redis-cluster-3 not in \
+                     sync yet)",
+                ]),
+            },
+            Case {
+                name: "the same cluster once the MEETs healed it: nothing stale",
+                pods: {
+                    let mut view = seed_lines();
+                    for l in &mut view {
+                        l.ip = format!("10.0.1.{}", 10 + l.node);
+                    }
+                    let mut pods = cluster(&view);
+                    for p in &mut pods {
+                        p.info.ip = Some(format!("10.0.1.{}", 10 + p.info.ordinal));
+                    }
+                    pods
+                },
+                shape: (3, 1),
+                problems: vec![],
+                warnings: vec![],
+                says: says(&["Cluster healthy"]),
+            },
+            Case {
+                name: "a master down, its replica not promoted yet",
+                pods: master_down(false),
+                shape: (3, 1),
+                problems: [
+                    vec![
+                        (Some(0), "unreachable", 1),
+                        (None, "uncovered-slots", 1),
+                        (Some(3), "replica-link-down", 1),
+                    ],
+                    each(1..6, "link-down", 1),
+                    each(1..6, "node-failing", 1),
+                    each(1..6, "state-not-ok", 1),
+                ]
+                .concat(),
+                warnings: vec![],
+                says: says(&[
+                    "Cluster unhealthy (18 problems): 2 masters, 3 replicas, 10923/16384 slots \
+                     covered",
+                    "redis-cluster-0: unreachable via direct: connection refused",
+                    "5461 slots are served by a failed master: 0-5460",
+                    "redis-cluster-4: sees redis-cluster-0 as fail",
+                    "redis-cluster-1: cluster bus link to redis-cluster-0 is disconnected",
+                    "redis-cluster-3: replication from redis-cluster-0 is not up",
+                ]),
+            },
+            Case {
+                name: "a master down, its replica promoted",
+                pods: master_down(true),
+                shape: (3, 1),
+                problems: [
+                    vec![(Some(0), "unreachable", 1), (Some(3), "no-replica", 1)],
+                    each(1..6, "link-down", 1),
+                    each(1..6, "node-failing", 1),
+                ]
+                .concat(),
+                warnings: vec![],
+                says: says(&[
+                    "Cluster unhealthy (12 problems): 3 masters, 2 replicas, 16384/16384 slots \
+                     covered",
+                    "redis-cluster-3: master has no replica",
+                    "redis-cluster-2: sees redis-cluster-0 as fail",
+                ]),
+            },
+            Case {
+                name: "the only replica beside its master on one Kubernetes node",
+                pods: {
+                    let mut pods = seed();
+                    pods[3].info.node = Some("node-a".into());
+                    pods
+                },
+                shape: (3, 1),
+                problems: each([0], "no-replica", 1),
+                warnings: each([3], "replica-same-node", 1),
+                says: says(&[
+                    "redis-cluster-0: master has no connected replica on another Kubernetes node \
+                     (all on node-a)",
+                    "redis-cluster-3: replicates redis-cluster-0 on the same Kubernetes node \
+                     node-a: losing that node loses both",
+                ]),
+            },
+            Case {
+                name: "a replica beside its master while another replica is elsewhere",
+                pods: {
+                    let pairs = [(3, 0), (4, 1), (5, 2), (6, 0), (7, 1), (8, 2)];
+                    let mut pods = cluster(&lines(&[0, 1, 2], &pairs));
+                    pods[3].info.node = Some("node-a".into());
+                    pods
+                },
+                shape: (3, 2),
+                problems: vec![],
+                warnings: each([3], "replica-same-node", 1),
+                says: says(&["Cluster healthy: 3 masters, 6 replicas"]),
+            },
+            Case {
+                name: "two masters claim one slot (views disagree)",
+                pods: {
+                    let mut pods = seed();
+                    let mut view = seed_lines();
+                    view[0].slots = "0-5459".into();
+                    view[1].slots = "5460-10922".into();
+                    pods[1].nodes = nodes_text(1, &view);
+                    pods
+                },
+                shape: (3, 1),
+                problems: each([1], "slot-map-disagrees", 1),
+                warnings: vec![],
+                says: says(&[
+                    "redis-cluster-1: its slot map differs from the majority's in 1 slots (5460): \
+                     e.g. slot 5460 is redis-cluster-1 here, redis-cluster-0 elsewhere",
+                ]),
+            },
+            Case {
+                name: "a node none of the pods is",
+                pods: {
+                    let mut pods = seed();
+                    pods[2]
+                        .nodes
+                        .push_str("$e 10.9.9.9:6379@16379 master - 0 1700000000000 9 connected\n");
+                    pods
+                },
+                shape: (3, 1),
+                problems: each([2], "unknown-node", 1),
+                warnings: vec![],
+                says: vec![format!(
+                    "redis-cluster-2: knows node {} at 10.9.9.9:6379 (master) which is none of the \
+                     pods",
+                    id(14)
+                )],
+            },
+        ];
+        for case in cases {
+            let topo = topology(&case.pods, case.shape.0, case.shape.1);
+            let report = verify(&topo, &observation(&case.pods));
+            assert_eq!(
+                tally(&report.problems),
+                wanted(&case.problems),
+                "{}: problems",
+                case.name
+            );
+            assert_eq!(
+                tally(&report.warnings),
+                wanted(&case.warnings),
+                "{}: warnings",
+                case.name
+            );
+            assert_eq!(report.healthy, case.problems.is_empty(), "{}", case.name);
+            let text: String = std::iter::once(report.headline.clone())
+                .chain(
+                    report
+                        .problems
+                        .iter()
+                        .chain(&report.warnings)
+                        .map(Finding::to_string),
+                )
+                .collect::<Vec<_>>()
+                .join("\n");
+            for part in &case.says {
+                assert!(
+                    text.contains(part.as_str()),
+                    "{}: lacks {part:?} in\n{text}",
+                    case.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rows_name_roles_masters_and_links() {
+        let pods = master_down(false);
+        let report = verify(&topology(&pods, 3, 1), &observation(&pods));
+        let row = |n: usize| &report.pods[n];
+        assert_eq!(row(0).role, "unreachable");
+        assert_eq!(row(0).id, None);
+        assert_eq!(row(3).role, "replica");
+        assert_eq!(row(3).master.as_deref(), Some("redis-cluster-0"));
+        assert_eq!(
+            row(3).link,
+            "redis-cluster-0 disconnected; replication link down"
+        );
+        assert_eq!(row(1).slot_ranges, "5461-10922");
+        assert_eq!(row(1).slots, 5462);
+        assert_eq!(row(1).keys, Some(0));
     }
 }
