@@ -248,6 +248,53 @@ $5 10.0.0.15:6379@16379 slave $2 0 1700000000000 3 connected
     pods
 }
 
+/// The seed cluster with redis-cluster-0 down: the others see it `fail` and disconnected.
+/// `promoted`: its replica redis-cluster-3 has taken over its slots.
+pub(super) fn master_down(promoted: bool) -> Vec<Pod> {
+    let mut view = seed_lines();
+    view[0].flags = "master,fail";
+    view[0].link = "disconnected";
+    if promoted {
+        view[0].slots = String::new();
+        view[3].flags = "master";
+        view[3].master = None;
+        view[3].epoch = 7;
+        view[3].slots = "0-5460".into();
+    }
+    let mut pods = seed();
+    for p in pods.iter_mut().skip(1) {
+        p.nodes = nodes_text(p.info.ordinal, &view);
+        if !promoted {
+            p.state = "fail";
+        }
+    }
+    pods[0].error = Some(PodError::Unreachable("direct: connection refused".into()));
+    pods[3].master_link_up = if promoted { None } else { Some(false) };
+    pods
+}
+
+/// The seed cluster with replica redis-cluster-4 gone: its pod was recreated and has no IP yet
+/// (so it answers nothing), and the others see it `fail` and disconnected at its old address.
+pub(super) fn replica_missing() -> Vec<Pod> {
+    let mut view = seed_lines();
+    view[4].flags = "slave,fail";
+    view[4].link = "disconnected";
+    let mut pods = seed();
+    for p in &mut pods {
+        p.nodes = nodes_text(p.info.ordinal, &view);
+    }
+    pods[4].info.ip = None;
+    pods[4].error = Some(PodError::NoIp);
+    pods
+}
+
+/// The seed cluster with replica redis-cluster-3 on its master's Kubernetes node (node-a).
+pub(super) fn replica_beside_master() -> Vec<Pod> {
+    let mut pods = seed();
+    pods[3].info.node = Some("node-a".into());
+    pods
+}
+
 /// Six fresh pods: an unformed cluster.
 pub(super) fn fresh() -> Vec<Pod> {
     (0..6).map(lone).collect()

@@ -3,11 +3,13 @@
 //! `REPLICATE`, `SETSLOT`, `GETKEYSINSLOT`, `MIGRATE`, `FORGET`.
 //!
 //! Layout: a pure core ([`topology`] in, [`plan`] for roles and slots, [`decide`] for what may
-//! be done, [`verify`] for judgement, all plain data) around the executors ([`form`], [`scale`],
-//! sharing [`exec`]) that talk to pods through a [`transport::RedisTransport`] (direct TCP,
-//! port-forward, or `redis-cli` exec).
+//! be done, [`verify`] for judgement, [`diagnose`] for causes and their remedies, all plain
+//! data) around the executors ([`form`], [`scale`], sharing [`exec`]) that talk to pods through
+//! a [`transport::RedisTransport`] (direct TCP, port-forward, or `redis-cli` exec); [`status`]
+//! renders a report as text or JSON.
 
 pub mod decide;
+pub mod diagnose;
 pub mod exec;
 #[cfg(test)]
 mod fixture;
@@ -23,6 +25,7 @@ pub mod topology;
 pub mod transport;
 pub mod verify;
 
+pub use diagnose::{Cause, CauseKind, Severity};
 pub use exec::{ClusterError, FormOptions};
 pub use form::{ensure_cluster, verify_cluster, wait_healthy, FormOutcome};
 pub use nodes::key_slot;
@@ -30,4 +33,4 @@ pub use plan::Plan;
 pub use scale::{scale_in, ScaleInOutcome};
 pub use topology::{topology_from_kube, PodInfo, Topology};
 pub use transport::{direct, port_forward, ExecTransport, PodAddr, RedisTransport};
-pub use verify::{Finding, PodRow, Report};
+pub use verify::{Finding, Kind, PodRow, Report};

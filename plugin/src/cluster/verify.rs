@@ -1,23 +1,110 @@
 //! Verify a cluster from one observation: plain data for `status` (text and `-o json`) and for the
-//! formation wait. Every problem names the pod and the reason.
+//! formation wait. Every problem names the pod, the reason and, where there is one, the peer it
+//! concerns; [`super::diagnose`] groups them into causes with their remedy.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::diagnose::{diagnose, Cause};
 use super::nodes::{ranges_to_string, to_ranges, SLOTS};
 use super::observe::Observation;
 use super::topology::Topology;
+
+/// What a [`Finding`] is about: a stable, machine-readable name, kebab-case in JSON (the
+/// strings `status -o json` has always written). Documented for consumers in
+/// `plugin/schemas/status.schema.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// The pod's Redis could not be asked: no pod IP yet, no connection, cluster mode off, or a
+    /// command failed.
+    Unreachable,
+    /// Slots no master serves: unassigned, or owned by a master marked failed.
+    UncoveredSlots,
+    /// The pod's slot map differs from the one most pods report.
+    SlotMapDisagrees,
+    /// The pod's `cluster_state` is not `ok`.
+    StateNotOk,
+    /// A cluster bus link to a peer is disconnected, or still in handshake.
+    LinkDown,
+    /// The pod sees a peer as failing (`fail?`) or failed (`fail`).
+    NodeFailing,
+    /// The pod has a peer at an address that is not the peer's pod IP.
+    StaleAddress,
+    /// The pod knows a node that is none of the StatefulSet's pods.
+    UnknownNode,
+    /// The pod does not know one of the other pods.
+    MissingNode,
+    /// A master serving slots has no connected replica (on another Kubernetes node, when the
+    /// cluster spans several).
+    NoReplica,
+    /// A replica's replication link to its master is down.
+    ReplicaLinkDown,
+    /// A replica runs on the same Kubernetes node as its master.
+    ReplicaSameNode,
+    /// A master without slots or replicas: the pod is not part of the cluster.
+    NotInCluster,
+    /// A slot is half-migrated (`MIGRATING`) or half-imported (`IMPORTING`).
+    OpenSlot,
+    /// More or fewer masters serve slots than the spec asks for.
+    Shape,
+}
+
+impl Kind {
+    /// Every kind, in the order above.
+    pub const ALL: [Kind; 15] = [
+        Kind::Unreachable,
+        Kind::UncoveredSlots,
+        Kind::SlotMapDisagrees,
+        Kind::StateNotOk,
+        Kind::LinkDown,
+        Kind::NodeFailing,
+        Kind::StaleAddress,
+        Kind::UnknownNode,
+        Kind::MissingNode,
+        Kind::NoReplica,
+        Kind::ReplicaLinkDown,
+        Kind::ReplicaSameNode,
+        Kind::NotInCluster,
+        Kind::OpenSlot,
+        Kind::Shape,
+    ];
+}
 
 /// One finding about one pod (or the cluster as a whole when `pod` is `None`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub pod: Option<String>,
-    /// Stable machine-readable kind: `unreachable`, `uncovered-slots`, `slot-map-disagrees`,
-    /// `state-not-ok`, `link-down`, `node-failing`, `stale-address`, `unknown-node`, `missing-node`,
-    /// `no-replica`, `replica-link-down`, `replica-same-node`, `not-in-cluster`, `open-slot`, `shape`.
-    pub kind: String,
+    pub kind: Kind,
+    /// The other pod it concerns: the peer of a link, the master of a replica, the replica a
+    /// master lacks, the other end of an open slot, the failed owner of uncovered slots.
+    pub peer: Option<String>,
+    /// The slots it concerns, as ranges (`0-5460,7000`), for uncovered and open slots.
+    pub slots: Option<String>,
     pub message: String,
+}
+
+impl Finding {
+    fn new(pod: Option<&str>, kind: Kind, message: String) -> Finding {
+        Finding {
+            pod: pod.map(str::to_string),
+            kind,
+            peer: None,
+            slots: None,
+            message,
+        }
+    }
+
+    fn peer(mut self, peer: Option<&str>) -> Finding {
+        self.peer = peer.map(str::to_string);
+        self
+    }
+
+    fn slots(mut self, slots: String) -> Finding {
+        self.slots = Some(slots);
+        self
+    }
 }
 
 impl std::fmt::Display for Finding {
@@ -42,7 +129,9 @@ pub struct PodRow {
     pub slots: usize,
     pub slot_ranges: String,
     pub keys: Option<u64>,
-    /// `ok`, or what is wrong with its links (cluster bus, replication).
+    /// `ok`, or a short account of its links: `5/5 stale` (peer addresses that are not the
+    /// peers' pod IPs), `2/5 down` (cluster bus links disconnected), `1 handshake`,
+    /// `misses 2` (pods it does not know), `repl down` (a replica's replication link).
     pub link: String,
     pub pvc: String,
     pub id: Option<String>,
@@ -56,42 +145,106 @@ pub struct Report {
     pub masters: usize,
     pub replicas: usize,
     pub slots_covered: usize,
+    /// The problems and warnings grouped by what causes them, each with its remedy: problem
+    /// causes first.
+    pub causes: Vec<Cause>,
     pub pods: Vec<PodRow>,
     /// Failures: any of these makes verify fail (exit 1).
     pub problems: Vec<Finding>,
     pub warnings: Vec<Finding>,
 }
 
-fn finding(pod: Option<&str>, kind: &str, message: String) -> Finding {
-    Finding {
-        pod: pod.map(str::to_string),
-        kind: kind.into(),
-        message,
+/// Tallies one pod's links for its LINK cell.
+#[derive(Default)]
+struct Links {
+    peers: usize,
+    stale: usize,
+    down: usize,
+    handshake: usize,
+    missing: usize,
+    replication_down: bool,
+}
+
+impl Links {
+    fn cell(&self) -> String {
+        let mut parts = Vec::new();
+        if self.stale > 0 {
+            parts.push(format!("{}/{} stale", self.stale, self.peers));
+        }
+        if self.down > 0 {
+            parts.push(format!("{}/{} down", self.down, self.peers));
+        }
+        if self.handshake > 0 {
+            parts.push(format!("{} handshake", self.handshake));
+        }
+        if self.missing > 0 {
+            parts.push(format!("misses {}", self.missing));
+        }
+        if self.replication_down {
+            parts.push("repl down".into());
+        }
+        if parts.is_empty() {
+            "ok".into()
+        } else {
+            parts.join(", ")
+        }
     }
+}
+
+/// Node id → pod name from each pod's `myself` line, and for a pod that did not answer (so gave
+/// no `myself` line) the one id its peers know at its IP; failing that, when exactly one such
+/// pod is left (e.g. recreated, no IP yet) and exactly one unknown node is seen failing or
+/// disconnected by everyone who knows it, that node. Without this, peers' lines about a pod
+/// that is down would call it a foreign node.
+fn pods_by_id(obs: &Observation) -> BTreeMap<String, String> {
+    let mut pod_of = obs.pod_of_id();
+    let unknown = |pod_of: &BTreeMap<String, String>| -> BTreeMap<String, Vec<bool>> {
+        let mut seen: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+        for n in obs
+            .pods
+            .iter()
+            .flat_map(|o| &o.nodes)
+            .filter(|n| !n.in_handshake() && !pod_of.contains_key(&n.id))
+        {
+            seen.entry(n.id.clone())
+                .or_default()
+                .push(n.failing() || !n.link_connected);
+        }
+        seen
+    };
+    let mut unmatched = Vec::new();
+    for p in obs.pods.iter().filter(|p| p.id.is_none()) {
+        let at_ip: BTreeSet<&str> = p.pod.ip.as_deref().map_or_else(BTreeSet::new, |ip| {
+            obs.pods
+                .iter()
+                .flat_map(|o| &o.nodes)
+                .filter(|n| n.ip == ip && !n.in_handshake() && !pod_of.contains_key(&n.id))
+                .map(|n| n.id.as_str())
+                .collect()
+        });
+        match Vec::from_iter(at_ip).as_slice() {
+            [id] => {
+                pod_of.insert(id.to_string(), p.pod.name.clone());
+            }
+            _ => unmatched.push(&p.pod.name),
+        }
+    }
+    if let [pod] = unmatched.as_slice() {
+        let unknown = unknown(&pod_of);
+        if let [(id, views)] = Vec::from_iter(&unknown).as_slice() {
+            if views.iter().all(|down| *down) {
+                pod_of.insert(id.to_string(), pod.to_string());
+            }
+        }
+    }
+    pod_of
 }
 
 /// Judge the cluster as observed.
 pub fn verify(topo: &Topology, obs: &Observation) -> Report {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let mut pod_of = obs.pod_of_id();
-    // A pod that did not answer gave no `myself` line, so no id: know it by the one id its peers
-    // have at its IP, or their lines about it would call a pod that is down a foreign node.
-    for p in obs.pods.iter().filter(|p| p.id.is_none()) {
-        let Some(ip) = p.pod.ip.as_deref() else {
-            continue;
-        };
-        let ids: BTreeSet<&str> = obs
-            .pods
-            .iter()
-            .flat_map(|o| &o.nodes)
-            .filter(|n| n.ip == ip && !n.in_handshake() && !pod_of.contains_key(&n.id))
-            .map(|n| n.id.as_str())
-            .collect();
-        if let [id] = Vec::from_iter(ids).as_slice() {
-            pod_of.insert(id.to_string(), p.pod.name.clone());
-        }
-    }
+    let pod_of = pods_by_id(obs);
     let name_of = |id: &str| {
         pod_of
             .get(id)
@@ -103,10 +256,15 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
         .iter()
         .filter_map(|p| Some((p.pod.name.as_str(), p.pod.ip.as_deref()?)))
         .collect();
+    let pod_at: BTreeMap<&str, &str> = ip_of.iter().map(|(pod, ip)| (*ip, *pod)).collect();
 
     for p in &obs.pods {
         if let Some(e) = &p.error {
-            problems.push(finding(Some(&p.pod.name), "unreachable", e.to_string()));
+            problems.push(Finding::new(
+                Some(&p.pod.name),
+                Kind::Unreachable,
+                e.to_string(),
+            ));
         }
     }
     let live: Vec<_> = obs.pods.iter().filter(|p| p.ok()).collect();
@@ -136,31 +294,40 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
         let uncovered: Vec<u16> = (0..SLOTS)
             .filter(|s| reference[*s as usize].is_none())
             .collect();
-        let failed: Vec<u16> = (0..SLOTS)
-            .filter(|s| reference[*s as usize].is_some_and(|o| failing.contains(o)))
-            .collect();
-        slots_covered = SLOTS as usize - uncovered.len() - failed.len();
-        if !uncovered.is_empty() {
-            problems.push(finding(
-                None,
-                "uncovered-slots",
-                format!(
-                    "{} slots have no master: {}",
-                    uncovered.len(),
-                    ranges_to_string(&to_ranges(uncovered))
-                ),
-            ));
+        let mut failed: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+        for s in 0..SLOTS {
+            if let Some(owner) = reference[s as usize].filter(|o| failing.contains(o)) {
+                failed.entry(owner).or_default().push(s);
+            }
         }
-        if !failed.is_empty() {
-            problems.push(finding(
-                None,
-                "uncovered-slots",
-                format!(
-                    "{} slots are served by a failed master: {}",
-                    failed.len(),
-                    ranges_to_string(&to_ranges(failed))
-                ),
-            ));
+        slots_covered =
+            SLOTS as usize - uncovered.len() - failed.values().map(Vec::len).sum::<usize>();
+        if !uncovered.is_empty() {
+            let ranges = ranges_to_string(&to_ranges(uncovered.iter().copied()));
+            problems.push(
+                Finding::new(
+                    None,
+                    Kind::UncoveredSlots,
+                    format!("{} slots have no master: {ranges}", uncovered.len()),
+                )
+                .slots(ranges),
+            );
+        }
+        for (owner, slots) in failed {
+            let ranges = ranges_to_string(&to_ranges(slots.iter().copied()));
+            problems.push(
+                Finding::new(
+                    None,
+                    Kind::UncoveredSlots,
+                    format!(
+                        "{} slots are served by failed master {}: {ranges}",
+                        slots.len(),
+                        name_of(owner)
+                    ),
+                )
+                .peer(pod_of.get(owner).map(String::as_str))
+                .slots(ranges),
+            );
         }
         for (p, m) in live.iter().zip(&maps) {
             if m == reference {
@@ -171,9 +338,9 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
                 .collect();
             let s0 = diff[0] as usize;
             let who = |o: Option<&str>| o.map(&name_of).unwrap_or_else(|| "nobody".into());
-            problems.push(finding(
+            problems.push(Finding::new(
                 Some(&p.pod.name),
-                "slot-map-disagrees",
+                Kind::SlotMapDisagrees,
                 format!(
                     "its slot map differs from the majority's in {} slots ({}): e.g. slot {s0} is {} here, {} elsewhere",
                     diff.len(),
@@ -215,61 +382,55 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
         row.keys = Some(p.keys);
         row.slots = me.slot_count();
         row.slot_ranges = ranges_to_string(&me.slots);
-        let mut link_issues: Vec<String> = Vec::new();
+        let mut links = Links::default();
         if !p.state_ok() {
-            let st = p
-                .info
-                .get("cluster_state")
-                .cloned()
-                .unwrap_or_else(|| "?".into());
-            problems.push(finding(
+            let info = |key: &str| p.info.get(key).map(String::as_str).unwrap_or("?");
+            problems.push(Finding::new(
                 Some(name),
-                "state-not-ok",
+                Kind::StateNotOk,
                 format!(
-                    "cluster_state:{st} (it knows {} node(s), sees {} slot(s) assigned, {} ok)",
-                    p.info
-                        .get("cluster_known_nodes")
-                        .map(String::as_str)
-                        .unwrap_or("?"),
-                    p.info
-                        .get("cluster_slots_assigned")
-                        .map(String::as_str)
-                        .unwrap_or("?"),
-                    p.info
-                        .get("cluster_slots_ok")
-                        .map(String::as_str)
-                        .unwrap_or("?"),
+                    "cluster_state:{} (it knows {} node(s), sees {} slot(s) assigned, {} ok)",
+                    info("cluster_state"),
+                    info("cluster_known_nodes"),
+                    info("cluster_slots_assigned"),
+                    info("cluster_slots_ok"),
                 ),
             ));
         }
-        for (slot, to) in &me.migrating {
-            problems.push(finding(
-                Some(name),
-                "open-slot",
-                format!("slot {slot} is half-migrated to {}", name_of(to)),
-            ));
-        }
-        for (slot, from) in &me.importing {
-            problems.push(finding(
-                Some(name),
-                "open-slot",
-                format!("slot {slot} is half-imported from {}", name_of(from)),
-            ));
+        let open = [
+            (&me.migrating, "half-migrated to"),
+            (&me.importing, "half-imported from"),
+        ];
+        for (slots, how) in open {
+            for (slot, other) in slots {
+                problems.push(
+                    Finding::new(
+                        Some(name),
+                        Kind::OpenSlot,
+                        format!("slot {slot} is {how} {}", name_of(other)),
+                    )
+                    .peer(pod_of.get(other).map(String::as_str))
+                    .slots(slot.to_string()),
+                );
+            }
         }
         for n in p.nodes.iter().filter(|n| !n.is_myself()) {
             if n.in_handshake() {
-                link_issues.push(format!("handshake with {}:{}", n.ip, n.port));
-                problems.push(finding(
-                    Some(name),
-                    "link-down",
-                    format!("still in handshake with {}:{}", n.ip, n.port),
-                ));
+                links.handshake += 1;
+                problems.push(
+                    Finding::new(
+                        Some(name),
+                        Kind::LinkDown,
+                        format!("still in handshake with {}:{}", n.ip, n.port),
+                    )
+                    .peer(pod_at.get(n.ip.as_str()).copied()),
+                );
                 continue;
             }
             let Some(peer) = pod_of.get(&n.id) else {
-                problems.push(finding(
+                problems.push(Finding::new(
                     Some(name),
-                    "unknown-node",
+                    Kind::UnknownNode,
                     format!(
                         "knows node {} at {}:{} ({}) which is none of the pods",
                         n.id,
@@ -280,30 +441,36 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
                 ));
                 continue;
             };
+            links.peers += 1;
             let want_ip = ip_of.get(peer.as_str()).copied();
-            if n.no_addr() || want_ip.is_some_and(|ip| ip != n.ip) {
-                link_issues.push(format!("stale address for {peer}"));
-                problems.push(finding(
-                    Some(name),
-                    "stale-address",
-                    format!(
-                        "has {peer} at {} but its pod IP is {}",
-                        if n.no_addr() {
-                            "no address".to_string()
-                        } else {
-                            n.ip.clone()
-                        },
-                        want_ip.unwrap_or("unknown")
-                    ),
-                ));
+            let stale = n.no_addr() || want_ip.is_some_and(|ip| ip != n.ip);
+            if stale {
+                links.stale += 1;
+                problems.push(
+                    Finding::new(
+                        Some(name),
+                        Kind::StaleAddress,
+                        format!(
+                            "has {peer} at {} but its pod IP is {}",
+                            if n.no_addr() { "no address" } else { &n.ip },
+                            want_ip.unwrap_or("unknown")
+                        ),
+                    )
+                    .peer(Some(peer)),
+                );
             }
             if !n.link_connected {
-                link_issues.push(format!("{peer} disconnected"));
-                problems.push(finding(
-                    Some(name),
-                    "link-down",
-                    format!("cluster bus link to {peer} is disconnected"),
-                ));
+                if !stale {
+                    links.down += 1;
+                }
+                problems.push(
+                    Finding::new(
+                        Some(name),
+                        Kind::LinkDown,
+                        format!("cluster bus link to {peer} is disconnected"),
+                    )
+                    .peer(Some(peer)),
+                );
             }
             if n.failing() {
                 let how = if n.has("fail") {
@@ -311,22 +478,28 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
                 } else {
                     "fail? (pfail)"
                 };
-                problems.push(finding(
-                    Some(name),
-                    "node-failing",
-                    format!("sees {peer} as {how}"),
-                ));
+                problems.push(
+                    Finding::new(
+                        Some(name),
+                        Kind::NodeFailing,
+                        format!("sees {peer} as {how}"),
+                    )
+                    .peer(Some(peer)),
+                );
             }
         }
         for other in obs.pods.iter().filter(|o| o.pod.name != name) {
             if let Some(oid) = &other.id {
                 if p.view_of(oid).is_none() {
-                    link_issues.push(format!("does not know {}", other.pod.name));
-                    problems.push(finding(
-                        Some(name),
-                        "missing-node",
-                        format!("does not know {} (node {oid})", other.pod.name),
-                    ));
+                    links.missing += 1;
+                    problems.push(
+                        Finding::new(
+                            Some(name),
+                            Kind::MissingNode,
+                            format!("does not know {} (node {oid})", other.pod.name),
+                        )
+                        .peer(Some(&other.pod.name)),
+                    );
                 }
             }
         }
@@ -341,9 +514,9 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
                     "none".into()
                 };
                 if !has_replicas {
-                    problems.push(finding(
+                    problems.push(Finding::new(
                         Some(name),
-                        "not-in-cluster",
+                        Kind::NotInCluster,
                         "is a master without slots or replicas".into(),
                     ));
                 } else {
@@ -360,35 +533,37 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
             let master = pod_of.get(&master_id).cloned();
             row.master = Some(master.clone().unwrap_or_else(|| name_of(&master_id)));
             if p.master_link_up == Some(false) {
-                link_issues.push("replication link down".into());
-                problems.push(finding(
-                    Some(name),
-                    "replica-link-down",
-                    format!(
-                        "replication from {} is not up (master_link_status:down)",
-                        row.master.as_deref().unwrap_or("?")
-                    ),
-                ));
+                links.replication_down = true;
+                problems.push(
+                    Finding::new(
+                        Some(name),
+                        Kind::ReplicaLinkDown,
+                        format!(
+                            "replication from {} is not up (master_link_status:down)",
+                            row.master.as_deref().unwrap_or("?")
+                        ),
+                    )
+                    .peer(master.as_deref()),
+                );
             }
             if let Some(m) = master.as_deref().and_then(|m| topo.pod(m)) {
                 if m.node.is_some() && m.node == p.pod.node {
-                    warnings.push(finding(
-                        Some(name),
-                        "replica-same-node",
-                        format!(
-                            "replicates {} on the same Kubernetes node {}: losing that node loses both",
-                            m.name,
-                            m.node.as_deref().unwrap_or("")
-                        ),
-                    ));
+                    warnings.push(
+                        Finding::new(
+                            Some(name),
+                            Kind::ReplicaSameNode,
+                            format!(
+                                "replicates {} on the same Kubernetes node {}: losing that node loses both",
+                                m.name,
+                                m.node.as_deref().unwrap_or("")
+                            ),
+                        )
+                        .peer(Some(&m.name)),
+                    );
                 }
             }
         }
-        row.link = if link_issues.is_empty() {
-            "ok".into()
-        } else {
-            link_issues.join("; ")
-        };
+        row.link = links.cell();
         rows.push(row);
     }
 
@@ -403,45 +578,61 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
             .iter()
             .filter(|o| o.myself().and_then(|m| m.master_id.as_deref()) == Some(me.id.as_str()))
             .collect();
+        // Replicas that did not answer, as this master knows them.
+        let down: Vec<&str> = p
+            .nodes
+            .iter()
+            .filter(|n| n.master_id.as_deref() == Some(me.id.as_str()))
+            .filter_map(|n| pod_of.get(&n.id))
+            .filter(|r| obs.get(r).is_some_and(|o| !o.ok()))
+            .map(String::as_str)
+            .collect();
         let connected: Vec<_> = reps
             .iter()
             .filter(|o| o.master_link_up == Some(true))
             .collect();
+        let names = |pods: &[&str]| pods.join(", ");
         if connected.is_empty() {
-            problems.push(finding(
-                Some(&p.pod.name),
-                "no-replica",
-                if reps.is_empty() {
-                    "master has no replica".into()
-                } else {
+            let syncing: Vec<&str> = reps.iter().map(|o| o.pod.name.as_str()).collect();
+            let (message, peer) = match (syncing.as_slice(), down.as_slice()) {
+                ([], []) => ("master has no replica".to_string(), None),
+                ([], down) => (
+                    format!("master has no connected replica ({} down)", names(down)),
+                    down.first(),
+                ),
+                (syncing, _) => (
                     format!(
                         "master has no connected replica ({} not in sync yet)",
-                        reps.iter()
-                            .map(|o| o.pod.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
-            ));
+                        names(syncing)
+                    ),
+                    syncing.first(),
+                ),
+            };
+            problems.push(
+                Finding::new(Some(&p.pod.name), Kind::NoReplica, message).peer(peer.copied()),
+            );
         } else if distinct_nodes.len() > 1
             && connected
                 .iter()
                 .all(|o| o.pod.node.is_some() && o.pod.node == p.pod.node)
         {
-            problems.push(finding(
-                Some(&p.pod.name),
-                "no-replica",
-                format!(
-                    "master has no connected replica on another Kubernetes node (all on {})",
-                    p.pod.node.as_deref().unwrap_or("?")
-                ),
-            ));
+            problems.push(
+                Finding::new(
+                    Some(&p.pod.name),
+                    Kind::NoReplica,
+                    format!(
+                        "master has no connected replica on another Kubernetes node (all on {})",
+                        p.pod.node.as_deref().unwrap_or("?")
+                    ),
+                )
+                .peer(Some(&connected[0].pod.name)),
+            );
         }
     }
     if masters != topo.masters && problems.is_empty() {
-        warnings.push(finding(
+        warnings.push(Finding::new(
             None,
-            "shape",
+            Kind::Shape,
             format!(
                 "{masters} masters serve slots, the spec asks for {}",
                 topo.masters
@@ -449,16 +640,21 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
         ));
     }
 
+    let causes = diagnose(obs, &pod_of, &problems, &warnings);
     let healthy = problems.is_empty();
     let summary =
         format!("{masters} masters, {replicas} replicas, {slots_covered}/{SLOTS} slots covered");
     let headline = if healthy {
-        format!("Cluster healthy: {summary}")
+        match warnings.len() {
+            0 => format!("Cluster healthy: {summary}"),
+            n => format!("Cluster healthy: {summary} ({})", count(n, "warning")),
+        }
     } else {
+        let problem_causes = causes.iter().filter(|c| !c.problems.is_empty()).count();
         format!(
-            "Cluster unhealthy ({} problem{}): {summary}",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
+            "Cluster unhealthy ({}, {}): {summary}",
+            count(problem_causes, "cause"),
+            count(problems.len(), "problem")
         )
     };
     Report {
@@ -467,70 +663,45 @@ pub fn verify(topo: &Topology, obs: &Observation) -> Report {
         masters,
         replicas,
         slots_covered,
+        causes,
         pods: rows,
         problems,
         warnings,
     }
 }
 
+/// `1 problem`, `3 problems`.
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixture::{
-        cluster, fresh, half_migrated, id, lines, nodes_text, observation, restarted, seed,
-        seed_lines, topology, Pod,
+        cluster, fresh, half_migrated, id, lines, master_down, nodes_text, observation,
+        replica_beside_master, replica_missing, restarted, seed, seed_lines, topology, Pod,
     };
-    use super::super::observe::PodError;
     use super::*;
 
     /// `(pod ordinal or None for the cluster, kind, how many)`.
-    type Want = Vec<(Option<u32>, &'static str, usize)>;
+    type Want = Vec<(Option<u32>, Kind, usize)>;
 
-    fn each(pods: impl IntoIterator<Item = u32>, kind: &'static str, count: usize) -> Want {
+    fn each(pods: impl IntoIterator<Item = u32>, kind: Kind, count: usize) -> Want {
         pods.into_iter().map(|n| (Some(n), kind, count)).collect()
     }
 
-    fn tally(findings: &[Finding]) -> BTreeMap<(Option<String>, String), usize> {
+    fn tally(findings: &[Finding]) -> BTreeMap<(Option<String>, Kind), usize> {
         let mut out = BTreeMap::new();
         for f in findings {
-            *out.entry((f.pod.clone(), f.kind.clone())).or_default() += 1;
+            *out.entry((f.pod.clone(), f.kind)).or_default() += 1;
         }
         out
     }
 
-    fn wanted(want: &Want) -> BTreeMap<(Option<String>, String), usize> {
+    fn wanted(want: &Want) -> BTreeMap<(Option<String>, Kind), usize> {
         want.iter()
-            .map(|(n, kind, count)| {
-                (
-                    (n.map(|n| format!("redis-cluster-{n}")), kind.to_string()),
-                    *count,
-                )
-            })
+            .map(|(n, kind, count)| ((n.map(|n| format!("redis-cluster-{n}")), *kind), *count))
             .collect()
-    }
-
-    /// The seed cluster with redis-cluster-0 down: the others see it `fail` and disconnected.
-    /// `promoted`: its replica redis-cluster-3 has taken over its slots.
-    fn master_down(promoted: bool) -> Vec<Pod> {
-        let mut view = seed_lines();
-        view[0].flags = "master,fail";
-        view[0].link = "disconnected";
-        if promoted {
-            view[0].slots = String::new();
-            view[3].flags = "master";
-            view[3].master = None;
-            view[3].epoch = 7;
-            view[3].slots = "0-5460".into();
-        }
-        let mut pods = seed();
-        for p in pods.iter_mut().skip(1) {
-            p.nodes = nodes_text(p.info.ordinal, &view);
-            if !promoted {
-                p.state = "fail";
-            }
-        }
-        pods[0].error = Some(PodError::Unreachable("direct: connection refused".into()));
-        pods[3].master_link_up = if promoted { None } else { Some(false) };
-        pods
     }
 
     #[test]
@@ -546,7 +717,8 @@ mod tests {
             says: Vec<String>,
         }
         let says = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let cases = vec![
+        let cases =
+            vec![
             Case {
                 name: "a healthy cluster",
                 pods: seed(),
@@ -560,16 +732,16 @@ mod tests {
                 pods: fresh(),
                 shape: (3, 1),
                 problems: [
-                    vec![(None, "uncovered-slots", 1)],
-                    each(0..6, "state-not-ok", 1),
-                    each(0..6, "missing-node", 5),
-                    each(0..6, "not-in-cluster", 1),
+                    vec![(None, Kind::UncoveredSlots, 1)],
+                    each(0..6, Kind::StateNotOk, 1),
+                    each(0..6, Kind::MissingNode, 5),
+                    each(0..6, Kind::NotInCluster, 1),
                 ]
                 .concat(),
                 warnings: vec![],
                 says: says(&[
-                    "Cluster unhealthy (43 problems): 0 masters, 0 replicas, 0/16384 slots \
-                     covered",
+                    "Cluster unhealthy (1 cause, 43 problems): 0 masters, 0 replicas, 0/16384 \
+                     slots covered",
                     "16384 slots have no master: 0-16383",
                     "redis-cluster-0: cluster_state:fail (it knows 1 node(s), sees 0 slot(s) \
                      assigned, 0 ok)",
@@ -580,7 +752,7 @@ mod tests {
                 name: "a half-migrated slot",
                 pods: half_migrated(),
                 shape: (3, 1),
-                problems: [each([0, 1], "open-slot", 1)].concat(),
+                problems: [each([0, 1], Kind::OpenSlot, 1)].concat(),
                 warnings: vec![],
                 says: says(&[
                     "redis-cluster-0: slot 5460 is half-migrated to redis-cluster-1",
@@ -593,10 +765,10 @@ mod tests {
                 pods: restarted(),
                 shape: (3, 1),
                 problems: [
-                    each(0..6, "stale-address", 5),
-                    each(0..6, "link-down", 5),
-                    each(3..6, "replica-link-down", 1),
-                    each(0..3, "no-replica", 1),
+                    each(0..6, Kind::StaleAddress, 5),
+                    each(0..6, Kind::LinkDown, 5),
+                    each(3..6, Kind::ReplicaLinkDown, 1),
+                    each(0..3, Kind::NoReplica, 1),
                 ]
                 .concat(),
                 warnings: vec![],
@@ -633,21 +805,21 @@ mod tests {
                 shape: (3, 1),
                 problems: [
                     vec![
-                        (Some(0), "unreachable", 1),
-                        (None, "uncovered-slots", 1),
-                        (Some(3), "replica-link-down", 1),
+                        (Some(0), Kind::Unreachable, 1),
+                        (None, Kind::UncoveredSlots, 1),
+                        (Some(3), Kind::ReplicaLinkDown, 1),
                     ],
-                    each(1..6, "link-down", 1),
-                    each(1..6, "node-failing", 1),
-                    each(1..6, "state-not-ok", 1),
+                    each(1..6, Kind::LinkDown, 1),
+                    each(1..6, Kind::NodeFailing, 1),
+                    each(1..6, Kind::StateNotOk, 1),
                 ]
                 .concat(),
                 warnings: vec![],
                 says: says(&[
-                    "Cluster unhealthy (18 problems): 2 masters, 3 replicas, 10923/16384 slots \
-                     covered",
+                    "Cluster unhealthy (1 cause, 18 problems): 2 masters, 3 replicas, 10923/16384 \
+                     slots covered",
                     "redis-cluster-0: unreachable via direct: connection refused",
-                    "5461 slots are served by a failed master: 0-5460",
+                    "5461 slots are served by failed master redis-cluster-0: 0-5460",
                     "redis-cluster-4: sees redis-cluster-0 as fail",
                     "redis-cluster-1: cluster bus link to redis-cluster-0 is disconnected",
                     "redis-cluster-3: replication from redis-cluster-0 is not up",
@@ -658,29 +830,42 @@ mod tests {
                 pods: master_down(true),
                 shape: (3, 1),
                 problems: [
-                    vec![(Some(0), "unreachable", 1), (Some(3), "no-replica", 1)],
-                    each(1..6, "link-down", 1),
-                    each(1..6, "node-failing", 1),
+                    vec![(Some(0), Kind::Unreachable, 1), (Some(3), Kind::NoReplica, 1)],
+                    each(1..6, Kind::LinkDown, 1),
+                    each(1..6, Kind::NodeFailing, 1),
                 ]
                 .concat(),
                 warnings: vec![],
                 says: says(&[
-                    "Cluster unhealthy (12 problems): 3 masters, 2 replicas, 16384/16384 slots \
-                     covered",
+                    "Cluster unhealthy (2 causes, 12 problems): 3 masters, 2 replicas, \
+                     16384/16384 slots covered",
                     "redis-cluster-3: master has no replica",
                     "redis-cluster-2: sees redis-cluster-0 as fail",
                 ]),
             },
             Case {
-                name: "the only replica beside its master on one Kubernetes node",
-                pods: {
-                    let mut pods = seed();
-                    pods[3].info.node = Some("node-a".into());
-                    pods
-                },
+                name: "a replica recreated, no IP yet",
+                pods: replica_missing(),
                 shape: (3, 1),
-                problems: each([0], "no-replica", 1),
-                warnings: each([3], "replica-same-node", 1),
+                problems: [
+                    vec![(Some(4), Kind::Unreachable, 1), (Some(1), Kind::NoReplica, 1)],
+                    each([0, 1, 2, 3, 5], Kind::LinkDown, 1),
+                    each([0, 1, 2, 3, 5], Kind::NodeFailing, 1),
+                ]
+                .concat(),
+                warnings: vec![],
+                says: says(&[
+                    "redis-cluster-4: no pod IP yet",
+                    "redis-cluster-1: master has no connected replica (redis-cluster-4 down)",
+                    "redis-cluster-0: sees redis-cluster-4 as fail",
+                ]),
+            },
+            Case {
+                name: "the only replica beside its master on one Kubernetes node",
+                pods: replica_beside_master(),
+                shape: (3, 1),
+                problems: each([0], Kind::NoReplica, 1),
+                warnings: each([3], Kind::ReplicaSameNode, 1),
                 says: says(&[
                     "redis-cluster-0: master has no connected replica on another Kubernetes node \
                      (all on node-a)",
@@ -698,7 +883,7 @@ mod tests {
                 },
                 shape: (3, 2),
                 problems: vec![],
-                warnings: each([3], "replica-same-node", 1),
+                warnings: each([3], Kind::ReplicaSameNode, 1),
                 says: says(&["Cluster healthy: 3 masters, 6 replicas"]),
             },
             Case {
@@ -712,7 +897,7 @@ mod tests {
                     pods
                 },
                 shape: (3, 1),
-                problems: each([1], "slot-map-disagrees", 1),
+                problems: each([1], Kind::SlotMapDisagrees, 1),
                 warnings: vec![],
                 says: says(&[
                     "redis-cluster-1: its slot map differs from the majority's in 1 slots (5460): \
@@ -729,7 +914,7 @@ mod tests {
                     pods
                 },
                 shape: (3, 1),
-                problems: each([2], "unknown-node", 1),
+                problems: each([2], Kind::UnknownNode, 1),
                 warnings: vec![],
                 says: vec![format!(
                     "redis-cluster-2: knows node {} at 10.9.9.9:6379 (master) which is none of the \
@@ -783,10 +968,7 @@ mod tests {
         assert_eq!(row(0).id, None);
         assert_eq!(row(3).role, "replica");
         assert_eq!(row(3).master.as_deref(), Some("redis-cluster-0"));
-        assert_eq!(
-            row(3).link,
-            "redis-cluster-0 disconnected; replication link down"
-        );
+        assert_eq!(row(3).link, "1/5 down, repl down");
         assert_eq!(row(1).slot_ranges, "5461-10922");
         assert_eq!(row(1).slots, 5462);
         assert_eq!(row(1).keys, Some(0));

@@ -50,7 +50,7 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Converge the live cluster on the spec (or a saved plan) and form the Redis cluster.
     Apply(apply::ApplyArgs),
-    /// Show the Redis Cluster's health: a verdict, then one row per pod.
+    /// Show the Redis Cluster's health: a verdict, the causes with their remedies, one row per pod.
     Status(status::StatusArgs),
     /// Delete what a spec created, in reverse order; volumes and their data are kept unless asked.
     Destroy(destroy::DestroyArgs),

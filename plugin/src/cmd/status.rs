@@ -1,7 +1,9 @@
 //! `kubectl redis status`.
 
+use std::io::IsTerminal;
+
 use clap::{Args, ValueEnum};
-use kubectl_redis::cluster::status::render_text;
+use kubectl_redis::cluster::status::{render_text, to_json, TextOptions};
 use kubectl_redis::cluster::step;
 use kubectl_redis::k8s;
 
@@ -11,12 +13,14 @@ use super::{GlobalArgs, Outcome, ViaArg};
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   kubectl redis status
+  kubectl redis status -v                 # every problem, under its cause
   kubectl redis status redis-cluster -o json
-  kubectl redis status --via exec     # through redis-cli in the pods, like the seed's command")]
+  kubectl redis status --via exec         # through redis-cli in the pods, like the seed's command")]
 pub struct StatusArgs {
     /// The cluster's StatefulSet; default: every Redis Cluster kubectl-redis manages in the namespace.
     pub name: Option<String>,
-    /// Output format.
+    /// Output format: text leads with the verdict and the causes with their remedies (-v lists
+    /// every problem); json is described by plugin/schemas/status.schema.json.
     #[arg(short = 'o', long, value_enum, default_value_t = StatusFormat::Text)]
     pub output: StatusFormat,
     /// How to reach the pods' Redis.
@@ -50,26 +54,19 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<Outco
     );
     match args.output {
         StatusFormat::Text => {
+            let options = TextOptions {
+                width: terminal_width(),
+                verbose: global.verbose > 0,
+                style: global.style(true),
+            };
             for (target, report) in &reports {
                 if reports.len() > 1 {
                     println!("== StatefulSet {}/{}", target.namespace, target.statefulset);
                 }
-                print!("{}", render_text(report));
+                print!("{}", render_text(report, &options));
             }
         }
-        StatusFormat::Json => {
-            let json: Vec<serde_json::Value> = reports
-                .iter()
-                .map(|(target, report)| {
-                    serde_json::json!({
-                        "namespace": target.namespace,
-                        "statefulSet": target.statefulset,
-                        "report": report,
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        }
+        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&to_json(&reports))?),
     }
     let unhealthy: Vec<String> = reports
         .iter()
@@ -78,8 +75,17 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<Outco
         .collect();
     anyhow::ensure!(
         unhealthy.is_empty(),
-        "Redis Cluster {} is not healthy (see the problems above)",
+        "Redis Cluster {} is not healthy (see the causes above)",
         unhealthy.join(", ")
     );
     Ok(Outcome::Success)
+}
+
+/// The terminal's width when stdout is one; pipes and files get whole lines.
+fn terminal_width() -> Option<usize> {
+    let stdout = std::io::stdout();
+    if !stdout.is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size_of(&stdout).map(|(width, _)| usize::from(width.0))
 }

@@ -7,9 +7,8 @@ use std::collections::BTreeSet;
 use cluster_support::{fast, Redis, TestCluster};
 use kubectl_redis::cluster::form::ensure_cluster;
 use kubectl_redis::cluster::nodes::parse_nodes;
-use kubectl_redis::cluster::status::render_text;
 use kubectl_redis::cluster::transport::cmd;
-use kubectl_redis::cluster::{verify_cluster, ClusterError};
+use kubectl_redis::cluster::{verify_cluster, ClusterError, Kind};
 
 on_redis_5_and_7!(
     forms_a_fresh_cluster_then_leaves_it_alone,
@@ -29,7 +28,7 @@ async fn forms_a_fresh_cluster_then_leaves_it_alone(redis: Redis) {
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(!out.already_healthy);
-    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
     assert_eq!(
         out.report.headline,
         "Cluster healthy: 3 masters, 3 replicas, 16384/16384 slots covered"
@@ -100,7 +99,7 @@ async fn forms_a_fresh_cluster_then_leaves_it_alone(redis: Redis) {
     }
 
     // Status text: verdict first, one row per pod.
-    let text = render_text(&verify_cluster(&c.t, &c.topo).await);
+    let text = verify_cluster(&c.t, &c.topo).await.to_string();
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("Cluster healthy: 3 masters, 3 replicas, 16384/16384"),
@@ -143,7 +142,7 @@ async fn resumes_a_half_formed_cluster(redis: Redis) {
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
     // The slots it had are kept; nothing re-added on pod 0.
     let nodes = parse_nodes(&c.nodes_text(0).await).unwrap();
     let me = nodes.iter().find(|n| n.is_myself()).unwrap();
@@ -178,7 +177,7 @@ async fn resumes_when_replicas_were_not_attached_yet(redis: Redis) {
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
     assert_eq!(out.report.masters, 3);
     assert_eq!(out.report.replicas, 3);
     for i in 0..3 {
@@ -291,7 +290,7 @@ async fn diagnostics_name_the_node_and_the_reason(redis: Redis) {
     let unreachable: Vec<_> = report
         .problems
         .iter()
-        .filter(|p| p.kind == "unreachable")
+        .filter(|p| p.kind == Kind::Unreachable)
         .collect();
     assert_eq!(unreachable.len(), 1, "{:?}", report.problems);
     assert_eq!(unreachable[0].pod.as_deref(), Some(victim.as_str()));
@@ -319,18 +318,18 @@ async fn one_kubernetes_node_forms_with_warnings(redis: Redis) {
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
     assert_eq!(out.plan.unwrap().warnings.len(), 3);
     let same: Vec<_> = out
         .report
         .warnings
         .iter()
-        .filter(|w| w.kind == "replica-same-node")
+        .filter(|w| w.kind == Kind::ReplicaSameNode)
         .collect();
     assert_eq!(same.len(), 3, "{:?}", out.report.warnings);
-    let text = render_text(&out.report);
+    let text = out.report.to_string();
     assert!(
-        text.contains("Warnings:") && text.contains("on the same Kubernetes node only"),
+        text.contains("! every pod runs on Kubernetes node only: each replica shares it"),
         "{text}"
     );
 }

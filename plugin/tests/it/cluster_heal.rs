@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use cluster_support::{fast, Redis, TestCluster};
 use kubectl_redis::cluster::form::ensure_cluster;
 use kubectl_redis::cluster::nodes::parse_nodes;
-use kubectl_redis::cluster::status::render_text;
 use kubectl_redis::cluster::transport::{call, cmd};
-use kubectl_redis::cluster::{verify_cluster, wait_healthy};
+use kubectl_redis::cluster::{verify_cluster, wait_healthy, CauseKind};
 
 on_redis_5_and_7!(
     one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing,
@@ -73,7 +72,7 @@ async fn one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing(redis: Redis)
     let report = wait_healthy(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(report.healthy, "{}", render_text(&report));
+    assert!(report.healthy, "{}", report);
     // Every other node has the new address.
     for j in (0..6).filter(|j| *j != i) {
         let text = c.nodes_text(j).await;
@@ -118,17 +117,22 @@ async fn all_pods_back_with_new_ips_are_reintroduced_and_lose_nothing(redis: Red
     // update-node.sh alone is not enough: peers are stale everywhere.
     let report = verify_cluster(&c.t, &c.topo).await;
     assert!(!report.healthy);
+    // ... and status says so as a cause, with its remedy.
+    let stale = report
+        .causes
+        .iter()
+        .find(|c| c.kind == CauseKind::StaleAddresses);
     assert!(
-        report.problems.iter().any(|p| p.kind == "stale-address"),
+        stale.is_some_and(|c| c.remedy.contains("kubectl redis apply")),
         "{}",
-        render_text(&report)
+        report
     );
 
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     let healed = restarted.elapsed();
-    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
     assert!(
         out.actions.iter().any(|a| a.contains("CLUSTER MEET")),
         "{:?}",
@@ -224,7 +228,7 @@ async fn update_node_rewrites_the_nodes_conf_the_server_wrote(redis: Redis) {
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
     let i = c.index_of(&out.plan.unwrap().replicas[0].pod);
     let id = parse_nodes(&c.nodes_text(i).await)
         .unwrap()
@@ -285,5 +289,5 @@ async fn update_node_rewrites_the_nodes_conf_the_server_wrote(redis: Redis) {
     let report = wait_healthy(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(report.healthy, "{}", render_text(&report));
+    assert!(report.healthy, "{}", report);
 }

@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::PostParams;
 use kube::Api;
 use kubectl_redis::cluster::form::ensure_cluster;
-use kubectl_redis::cluster::status::render_text;
 use kubectl_redis::cluster::{
     direct, port_forward, topology_from_kube, verify_cluster, ExecTransport, FormOptions,
 };
@@ -108,7 +107,7 @@ async fn forms_through_port_forward_and_verifies_through_exec() {
     let out = ensure_cluster(&pf, &topo, &opts)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
     assert!(out.report.warnings.is_empty(), "{:?}", out.report.warnings);
 
     // The same cluster seen through redis-cli exec'd in the pods, and directly.
@@ -118,7 +117,7 @@ async fn forms_through_port_forward_and_verifies_through_exec() {
         timeout: Duration::from_secs(20),
     };
     let report = verify_cluster(&exec, &topo).await;
-    assert!(report.healthy, "{}", render_text(&report));
+    assert!(report.healthy, "{}", report);
     assert_eq!(
         report.headline,
         "Cluster healthy: 3 masters, 3 replicas, 16384/16384 slots covered"
@@ -128,5 +127,5 @@ async fn forms_through_port_forward_and_verifies_through_exec() {
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(again.already_healthy && again.actions.is_empty());
     let report = verify_cluster(&direct(Duration::from_secs(5)), &topo).await;
-    assert!(report.healthy, "{}", render_text(&report));
+    assert!(report.healthy, "{}", report);
 }

@@ -5,9 +5,8 @@ use crate::cluster_support;
 use cluster_support::{fast, CliTransport, Redis, TestCluster};
 use kubectl_redis::cluster::form::ensure_cluster;
 use kubectl_redis::cluster::nodes::parse_nodes;
-use kubectl_redis::cluster::status::render_text;
 use kubectl_redis::cluster::transport::{cmd, RedisTransport};
-use kubectl_redis::cluster::{scale_in, verify_cluster};
+use kubectl_redis::cluster::{scale_in, verify_cluster, Kind};
 
 on_redis_5_and_7!(
     three_to_four_masters_and_back_without_losing_a_key,
@@ -32,8 +31,8 @@ async fn three_to_four_masters_and_back_without_losing_a_key(redis: Redis) {
     let out = ensure_cluster(&c.t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(out.report.healthy, "{}", render_text(&out.report));
-    assert_eq!(out.report.masters, 4, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
+    assert_eq!(out.report.masters, 4, "{}", out.report);
     assert_eq!(out.report.replicas, 4);
     for row in out.report.pods.iter().filter(|r| r.role == "master") {
         assert!(
@@ -41,7 +40,7 @@ async fn three_to_four_masters_and_back_without_losing_a_key(redis: Redis) {
             "{} has {} slots:\n{}",
             row.name,
             row.slots,
-            render_text(&out.report)
+            out.report
         );
     }
     assert!(
@@ -75,7 +74,7 @@ async fn three_to_four_masters_and_back_without_losing_a_key(redis: Redis) {
     let out = scale_in(&c.t, &c.topo, 6, 3, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
     assert_eq!(out.report.masters, 3);
     assert_eq!(
         out.departed,
@@ -85,7 +84,7 @@ async fn three_to_four_masters_and_back_without_losing_a_key(redis: Redis) {
     c.remove_last_pod();
     c.topo.masters = 3;
     let report = verify_cluster(&c.t, &c.topo).await;
-    assert!(report.healthy, "{}", render_text(&report));
+    assert!(report.healthy, "{}", report);
     for row in report.pods.iter().filter(|r| r.role == "master") {
         assert!(
             (5460..=5462).contains(&row.slots),
@@ -192,16 +191,16 @@ async fn half_migrated_slot(redis: Redis, over_cli: bool) {
 
     let report = verify_cluster(t, &c.topo).await;
     assert!(
-        report.problems.iter().any(|p| p.kind == "open-slot"),
+        report.problems.iter().any(|p| p.kind == Kind::OpenSlot),
         "{}",
-        render_text(&report)
+        report
     );
     let t0 = std::time::Instant::now();
     let out = ensure_cluster(t, &c.topo, &fast())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("ensure took {:?}: {:?}", t0.elapsed(), out.actions);
-    assert!(out.report.healthy, "{}", render_text(&out.report));
+    assert!(out.report.healthy, "{}", out.report);
     let owner = parse_nodes(&c.nodes_text(0).await)
         .unwrap()
         .into_iter()

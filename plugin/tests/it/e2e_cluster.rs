@@ -101,12 +101,40 @@ fn all_pods_restarting_at_once_is_healed_without_losing_keys() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
+    // Each problem belongs to one cause, listed first with its remedy. (Which causes depends on
+    // how far the StatefulSet controller got: it recreates the pods one by one, and the pods
+    // that kept their address in the meantime spread the new ones.)
     let (code, report) = env.status_json(&[]);
     assert_eq!(
         code, 1,
         "status fails on a cluster with stale addresses: {report}"
     );
-    assert!(!report["problems"].as_array().unwrap().is_empty());
+    let explained: usize = report["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["problems"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        explained,
+        report["problems"].as_array().unwrap().len(),
+        "{report}"
+    );
+    let text = env.run(&["status"]);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    if text.code == 1 {
+        assert!(
+            lines[0].starts_with("Cluster unhealthy (") && lines[2].starts_with("✗ "),
+            "{}",
+            text.stdout
+        );
+        assert!(lines[3].starts_with("  → "), "{}", text.stdout);
+    }
+    assert!(
+        lines.iter().all(|l| l.chars().count() <= 200),
+        "short cells: {}",
+        text.stdout
+    );
 
     apply(&env);
     let (code, report) = env.status_json(&[]);

@@ -214,41 +214,28 @@ fn the_seeds_own_formation_command_works_on_what_apply_made() {
     assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
     // redis-cli pairs replicas with masters by host address only, so with 3 Kubernetes nodes a
     // replica may land beside its master; status then rightly calls the cluster unhealthy (a
-    // node failure would lose that shard). Once replication is up, anything else it reports is
-    // a failure.
-    let colocated = "master has no connected replica on another Kubernetes node";
+    // node failure would lose that shard) and names that as the cause. Once replication is up,
+    // any other cause is a failure.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
-        let status = env.run(&["status"]);
-        let problems: Vec<&str> = status
-            .stdout
-            .lines()
-            .skip_while(|l| *l != "Problems:")
-            .skip(1)
-            .take_while(|l| l.starts_with("  - "))
-            .collect();
-        let formed = status
-            .stdout
-            .contains("3 masters, 3 replicas, 16384/16384 slots covered");
-        if status.code == 0 {
+        let (code, report) = env.status_json(&[]);
+        let formed =
+            report["masters"] == 3 && report["replicas"] == 3 && report["slots_covered"] == 16384;
+        let causes = report["causes"].as_array().expect("causes");
+        if code == 0 {
             assert!(
-                status
-                    .stdout
+                report["headline"]
+                    .as_str()
+                    .unwrap()
                     .starts_with("Cluster healthy: 3 masters, 3 replicas"),
-                "{}",
-                status.stdout
+                "{report}"
             );
             break;
         }
-        if formed && !problems.is_empty() && problems.iter().all(|p| p.contains(colocated)) {
+        if formed && !causes.is_empty() && causes.iter().all(|c| c["kind"] == "replica-same-node") {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}{}",
-            status.stdout,
-            status.stderr
-        );
+        assert!(std::time::Instant::now() < deadline, "{report}");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }

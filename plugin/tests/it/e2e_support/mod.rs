@@ -363,13 +363,25 @@ impl Env {
         }
     }
 
-    /// `status -o json` for the one cluster, with its exit code.
+    /// `status -o json` for the one cluster, checked against its schema, with its exit code.
     pub fn status_json(&self, extra: &[&str]) -> (i32, serde_json::Value) {
         let mut args = vec!["status", "-o", "json"];
         args.extend_from_slice(extra);
         let out = self.run(&args);
         let json: serde_json::Value = serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("status -o json: {e}: {}{}", out.stdout, out.stderr));
+        assert_schema(include_str!("../../../schemas/status.schema.json"), &json);
         (out.code, json[0]["report"].clone())
     }
+}
+
+/// Panics with every violation when `value` does not match the JSON schema `schema`.
+fn assert_schema(schema: &str, value: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(schema).expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{value}: {errors:#?}");
 }
