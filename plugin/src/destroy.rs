@@ -36,16 +36,6 @@ impl DestroyPlan {
             .map(ObjectPlan::describe)
             .collect()
     }
-
-    /// What becomes of each volume that is kept.
-    pub fn kept_volumes(&self) -> Vec<String> {
-        self.plan
-            .objects
-            .iter()
-            .filter(|o| o.action == Action::Keep)
-            .map(|o| plan::volume_fate(&o.desired))
-            .collect()
-    }
 }
 
 /// Reads what the spec owns in the cluster: the front half of `destroy`.

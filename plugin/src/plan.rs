@@ -146,6 +146,17 @@ impl Summary {
     pub fn has_changes(&self) -> bool {
         self.add + self.change + self.replace + self.destroy > 0
     }
+
+    /// Counts one object that gets `action`.
+    pub fn count(&mut self, action: Action) {
+        match action {
+            Action::Add => self.add += 1,
+            Action::Change => self.change += 1,
+            Action::Replace => self.replace += 1,
+            Action::Destroy => self.destroy += 1,
+            Action::Unchanged | Action::Keep => {}
+        }
+    }
 }
 
 impl std::fmt::Display for Summary {
@@ -162,15 +173,18 @@ impl Plan {
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::default();
         for object in &self.objects {
-            match object.action {
-                Action::Add => summary.add += 1,
-                Action::Change => summary.change += 1,
-                Action::Replace => summary.replace += 1,
-                Action::Destroy => summary.destroy += 1,
-                Action::Unchanged | Action::Keep => {}
-            }
+            summary.count(object.action);
         }
         summary
+    }
+
+    /// What becomes of each volume the plan keeps (no longer declared, or not destroyed).
+    pub fn kept_volumes(&self) -> Vec<String> {
+        self.objects
+            .iter()
+            .filter(|o| o.action == Action::Keep)
+            .map(|o| volume_fate(&o.desired))
+            .collect()
     }
 
     /// Writes the plan for a later `apply PLANFILE`. It holds the rendered objects, secrets

@@ -77,4 +77,48 @@ mod tests {
             serde_json::json!({"event": "wrote", "action": "add", "object": "Service default/redis"})
         );
     }
+
+    #[test]
+    fn every_event_matches_the_schema_of_json_lines() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../schemas/events.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+        let text = |s: &str| s.to_string();
+        let events = [
+            Event::Wrote {
+                action: Action::Replace,
+                object: text("StatefulSet default/redis-cluster"),
+            },
+            Event::Waiting {
+                object: text("StatefulSet default/redis-cluster"),
+                state: text("6/6 claims bound, 2/6 pods ready, 6/6 on the new revision"),
+            },
+            Event::Waited {
+                object: text("StatefulSet default/redis-cluster"),
+                state: text("6 claims bound, 6/6 pods ready on revision redis-cluster-1"),
+            },
+            Event::RedisConverged {
+                statefulset: text("redis-cluster"),
+                changed: true,
+                commands: vec![text("redis-cluster-0: CLUSTER ADDSLOTS 0 1 …(+5459 args)")],
+                verdict: text("Cluster healthy: 3 masters, 3 replicas, 16384/16384 slots covered"),
+            },
+            Event::RedisDrained {
+                statefulset: text("redis-cluster"),
+                departed: vec![text("redis-cluster-6")],
+                moved_slots: 4096,
+                commands: Vec::new(),
+            },
+        ];
+        for event in events {
+            let json = serde_json::to_value(&event).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&json)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{json}: {errors:#?}");
+        }
+        let unknown = serde_json::json!({"event": "wrote", "action": "upsert", "object": "x"});
+        assert!(!validator.is_valid(&unknown));
+    }
 }

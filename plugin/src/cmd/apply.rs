@@ -6,16 +6,17 @@ use std::time::Duration;
 use clap::Args;
 use kubectl_redis::apply::{self, ApplyOptions};
 use kubectl_redis::k8s;
-use kubectl_redis::plan::{self, Plan, ShowOptions};
+use kubectl_redis::plan::{Plan, ShowOptions};
 use kubectl_redis::wait::deadline_after;
 
-use super::events::TextEvents;
+use super::progress::{Ending, Progress, ProgressFormat};
 use super::{confirm, parse_timeout, GlobalArgs, Outcome, PolicyArgs, ViaArg};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   kubectl redis apply -f specs/redis-cluster.yaml
   kubectl redis apply -f specs/redis-cluster.yaml --yes --timeout 10m
+  kubectl redis apply -f specs/redis-cluster.yaml --yes -o json   # JSON lines, for CI
   kubectl redis plan -f specs/redis-cluster.yaml --out cluster.plan && kubectl redis apply cluster.plan")]
 pub struct ApplyArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
@@ -56,9 +57,22 @@ pub struct ApplyArgs {
     pub delete_volumes: bool,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Output format: text, or json for one JSON object per line — the plan, each step, a
+    /// summary (plugin/schemas/events.schema.json). The exit code is the same either way.
+    #[arg(short = 'o', long, value_enum, default_value_t = ProgressFormat::Text)]
+    pub output: ProgressFormat,
 }
 
 pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcome> {
+    let progress = Progress::new(args.output, "apply");
+    progress.around(apply(global, args, &progress)).await
+}
+
+async fn apply(
+    global: &GlobalArgs,
+    args: &ApplyArgs,
+    progress: &Progress,
+) -> anyhow::Result<Ending> {
     let options = ApplyOptions {
         force_conflicts: args.force_conflicts,
         allow_replace: args.allow_replace,
@@ -78,26 +92,24 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcom
                 super::plan::prepare(global, &args.files, &args.policy, args.delete_volumes)
                     .await?
             else {
-                return Ok(Outcome::Findings);
+                return Ok(Ending::Blocked);
             };
             (prepared.connection, prepared.plan)
         }
     };
-    print!(
-        "{}",
-        plan::show(
-            &plan,
-            &ShowOptions {
-                style: global.style(true),
-                show_secrets: args.show_secrets
-            }
-        )
+    progress.plan(
+        &plan,
+        &[],
+        &ShowOptions {
+            style: global.style(true),
+            show_secrets: args.show_secrets,
+        },
     );
     apply::check_allowed(&plan, &options)?;
     if plan.summary().has_changes() && !confirm("Apply these changes?", args.yes)? {
         eprintln!("Apply cancelled; nothing was written.");
-        return Ok(Outcome::Success);
+        return Ok(Ending::Cancelled);
     }
-    apply::converge(&connection, &plan, &options, &TextEvents::new()).await?;
-    Ok(Outcome::Success)
+    apply::converge(&connection, &plan, &options, progress.events()).await?;
+    Ok(Ending::Succeeded)
 }

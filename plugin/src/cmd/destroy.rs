@@ -4,17 +4,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use kubectl_redis::plan::{self, ShowOptions};
+use kubectl_redis::plan::ShowOptions;
 use kubectl_redis::wait::deadline_after;
 use kubectl_redis::{destroy, k8s};
 
-use super::events::TextEvents;
+use super::progress::{Ending, Progress, ProgressFormat};
 use super::{confirm, parse_timeout, GlobalArgs, Outcome};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   kubectl redis destroy -f specs/redis-cluster.yaml            # keeps the volumes and their data
-  kubectl redis destroy -f specs/redis-cluster.yaml --delete-volumes --yes")]
+  kubectl redis destroy -f specs/redis-cluster.yaml --delete-volumes --yes
+  kubectl redis destroy -f specs/redis-cluster.yaml --yes -o json  # JSON lines, for CI")]
 pub struct DestroyArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
     #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
@@ -29,9 +30,22 @@ pub struct DestroyArgs {
     /// How long to wait for the pods and objects to be gone.
     #[arg(long, default_value = "5m", value_parser = parse_timeout)]
     pub timeout: Duration,
+    /// Output format: text, or json for one JSON object per line — the plan, each step, a
+    /// summary (plugin/schemas/events.schema.json). The exit code is the same either way.
+    #[arg(short = 'o', long, value_enum, default_value_t = ProgressFormat::Text)]
+    pub output: ProgressFormat,
 }
 
 pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> anyhow::Result<Outcome> {
+    let progress = Progress::new(args.output, "destroy");
+    progress.around(destroy(global, args, &progress)).await
+}
+
+async fn destroy(
+    global: &GlobalArgs,
+    args: &DestroyArgs,
+    progress: &Progress,
+) -> anyhow::Result<Ending> {
     let deadline = deadline_after(args.timeout)?;
     let destroy = destroy::prepare(
         &global.connect_options(),
@@ -40,31 +54,21 @@ pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> anyhow::Result<Outc
         args.delete_volumes,
     )
     .await?;
-    let style = global.style(true);
-    for object in &destroy.foreign {
-        println!(
-            "{} {} is not managed by kubectl-redis for `{}` (ownership labels missing): left alone",
-            style.dim("·"),
-            k8s::describe_object(object),
-            destroy.plan.spec_name
-        );
-    }
-    print!(
-        "{}",
-        plan::show(
-            &destroy.plan,
-            &ShowOptions {
-                style,
-                show_secrets: false
-            }
-        )
+    let left_alone: Vec<String> = destroy.foreign.iter().map(k8s::describe_object).collect();
+    progress.plan(
+        &destroy.plan,
+        &left_alone,
+        &ShowOptions {
+            style: global.style(true),
+            show_secrets: false,
+        },
     );
     if !destroy.plan.summary().has_changes() {
-        return Ok(Outcome::Success);
+        return Ok(Ending::Succeeded);
     }
     if !confirm("Destroy these objects?", args.yes)? {
         eprintln!("Destroy cancelled; nothing was deleted.");
-        return Ok(Outcome::Success);
+        return Ok(Ending::Cancelled);
     }
     let volumes = destroy.volumes_to_delete();
     if !volumes.is_empty()
@@ -77,19 +81,9 @@ pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> anyhow::Result<Outc
         )?
     {
         eprintln!("Destroy cancelled; nothing was deleted.");
-        return Ok(Outcome::Success);
+        return Ok(Ending::Cancelled);
     }
-    destroy::execute(&destroy, deadline, &TextEvents::new()).await?;
-    let kept = destroy.kept_volumes();
-    if !kept.is_empty() {
-        println!("Kept {} volume object(s); the data remains:", kept.len());
-        for fate in kept {
-            println!("  {fate}");
-        }
-        println!(
-            "Apply the same spec to bring the cluster back on this data, or destroy again with \
-             --delete-volumes."
-        );
-    }
-    Ok(Outcome::Success)
+    destroy::execute(&destroy, deadline, progress.events()).await?;
+    progress.kept_volumes(&destroy.plan);
+    Ok(Ending::Succeeded)
 }

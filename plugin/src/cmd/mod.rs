@@ -7,7 +7,9 @@ pub mod check;
 pub mod completion;
 pub mod destroy;
 pub mod events;
+pub mod json_events;
 pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod status;
 

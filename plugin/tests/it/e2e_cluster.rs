@@ -210,7 +210,22 @@ fn destroy_keeps_the_data_and_a_later_apply_brings_the_cluster_back() {
     let claims = env.kubectl(&["get", "pvc", "-o", "name"]);
     assert_eq!(claims.lines().count(), 6, "claims kept: {claims}");
 
-    apply(&env);
+    // The second apply and the final destroy as a CI job runs them: JSON lines, each checked
+    // against the schema: the plan first, a line per step, the summary last.
+    let (code, lines) = env.json_lines(&["apply", "-f", CLUSTER, "--yes", "--timeout", "120s"]);
+    assert_eq!(code, 0, "{lines:#?}");
+    assert_steps_add_up(&lines, "apply");
+    let event = |name: &str| lines.iter().filter(|l| l["event"] == name).count();
+    assert!(event("waited") >= 1, "{lines:#?}");
+    assert_eq!(event("redisConverged"), 1, "{lines:#?}");
+    let summary = lines.last().unwrap();
+    assert!(
+        summary["clusters"][0]["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cluster healthy"),
+        "{summary}"
+    );
     let (code, report) = env.status_json(&[]);
     assert_eq!(code, 0, "{report}");
     let missing = tokio_block_on(keys::missing(&env.pod_ips(SELECTOR, 6), 10_000));
@@ -220,12 +235,44 @@ fn destroy_keeps_the_data_and_a_later_apply_brings_the_cluster_back() {
         missing.len()
     );
 
-    env.ok(&["destroy", "-f", CLUSTER, "--yes", "--delete-volumes"]);
+    // Without --yes on a pipe: the plan, then a failed summary, exit 1 as with text output.
+    let (code, lines) = env.json_lines(&["destroy", "-f", CLUSTER, "--delete-volumes"]);
+    assert_eq!(code, 1, "{lines:#?}");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(lines[0]["event"], "plan");
+    assert_eq!(lines[1]["result"], "failed");
+    assert!(
+        lines[1]["error"].as_str().unwrap().contains("--yes"),
+        "{lines:#?}"
+    );
+
+    let (code, lines) = env.json_lines(&["destroy", "-f", CLUSTER, "--yes", "--delete-volumes"]);
+    assert_eq!(code, 0, "{lines:#?}");
+    assert_steps_add_up(&lines, "destroy");
+    assert_eq!(lines.last().unwrap()["kept"], serde_json::json!([]));
     assert_eq!(
         env.owned_objects(),
         "",
         "nothing owned by the plugin is left"
     );
+}
+
+/// A successful `-o json` run: the plan first, the summary last, and the objects written are
+/// those the plan announced, one `wrote` line each.
+fn assert_steps_add_up(lines: &[serde_json::Value], command: &str) {
+    let (first, last) = (&lines[0], lines.last().unwrap());
+    assert_eq!(first["event"], "plan", "{lines:#?}");
+    assert_eq!(last["event"], "summary", "{lines:#?}");
+    assert_eq!(last["command"], command);
+    assert_eq!(last["result"], "succeeded", "{last}");
+    assert_eq!(last["written"], first["plan"]["summary"], "{lines:#?}");
+    let wrote = lines.iter().filter(|l| l["event"] == "wrote").count();
+    let written: u64 = ["add", "change", "replace", "destroy"]
+        .iter()
+        .map(|a| last["written"][a].as_u64().unwrap())
+        .sum();
+    assert_eq!(wrote as u64, written, "{lines:#?}");
+    assert!(written > 0, "{lines:#?}");
 }
 
 #[test]

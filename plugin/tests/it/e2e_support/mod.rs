@@ -373,6 +373,30 @@ impl Env {
         assert_schema(include_str!("../../../schemas/status.schema.json"), &json);
         (out.code, json[0]["report"].clone())
     }
+
+    /// `apply` or `destroy` with `-o json`: every line of stdout parsed and checked against
+    /// the schema of JSON lines; the exit code and the lines.
+    pub fn json_lines(&self, args: &[&str]) -> (i32, Vec<serde_json::Value>) {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.run(&all);
+        let lines: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| {
+                    panic!(
+                        "{args:?}: a line that is not JSON ({e}): {line}\n{}",
+                        out.stderr
+                    )
+                })
+            })
+            .collect();
+        for line in &lines {
+            assert_schema(include_str!("../../../schemas/events.schema.json"), line);
+        }
+        (out.code, lines)
+    }
 }
 
 /// Panics with every violation when `value` does not match the JSON schema `schema`.
