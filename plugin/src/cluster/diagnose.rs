@@ -457,28 +457,24 @@ fn stale_addresses(d: &mut Diagnosis, pods: usize) {
     } else {
         format!("{} peer addresses are stale", stale.len())
     };
-    let (summary, remedy) = if moved.len() == pods && pods > 1 {
-        (
-            format!("all {pods} pods came back with new IPs: {addresses}"),
-            "no node can reach another to tell it, so gossip cannot repair this: `kubectl redis \
-             apply -f SPEC` re-introduces the nodes at their current IPs (CLUSTER MEET), data \
-             kept"
-                .to_string(),
-        )
+    let summary = if moved.len() == pods && pods > 1 {
+        format!("all {pods} pods came back with new IPs: {addresses}")
     } else {
-        (
-            format!(
-                "{} came back with {}: {addresses}",
-                list(&moved),
-                if moved.len() == 1 {
-                    "a new IP"
-                } else {
-                    "new IPs"
-                }
-            ),
-            "peers that kept their address usually spread the new ones within seconds; if this \
-             persists, `kubectl redis apply -f SPEC` re-introduces the nodes (CLUSTER MEET)"
-                .to_string(),
+        let ips = if moved.len() == 1 {
+            "a new IP"
+        } else {
+            "new IPs"
+        };
+        format!("{} came back with {ips}: {addresses}", list(&moved))
+    };
+    let apply = "`kubectl redis apply -f SPEC` re-introduces the nodes at their current IPs \
+                 (CLUSTER MEET), data kept";
+    let remedy = if stale.len() == pods * pods.saturating_sub(1) {
+        format!("no node can reach another to tell it, so gossip cannot repair this: {apply}")
+    } else {
+        format!(
+            "nodes that know the new addresses usually spread them within seconds; if this \
+             persists, {apply}"
         )
     };
     let draft = Draft {
@@ -1156,6 +1152,18 @@ mod tests {
                 assert!(!c.remedy.is_empty(), "{name}: {c:?}");
             }
         }
+    }
+
+    #[test]
+    fn gossip_is_trusted_only_while_some_address_is_right() {
+        let remedy = |pods: &[Pod]| {
+            let report = verify(&topology(pods, 3, 1), &observation(pods));
+            report.causes[0].remedy.clone()
+        };
+        assert!(remedy(&restarted()).contains("gossip cannot repair this"));
+        let mut pods = restarted();
+        pods[1].nodes = pods[1].nodes.replace("10.0.0.14", "10.0.1.14");
+        assert!(remedy(&pods).contains("usually spread them within seconds"));
     }
 
     #[test]
