@@ -111,6 +111,7 @@ async fn form_clusters(
             changed: !outcome.already_healthy,
             commands: outcome.actions,
             verdict: outcome.report.headline,
+            elapsed_ms: u64::try_from(outcome.elapsed_ms).unwrap_or(u64::MAX),
         });
     }
     Ok(())
@@ -136,7 +137,8 @@ async fn drain_departing_nodes(
         if replicas(live) <= keep {
             continue;
         }
-        let left = options.deadline.saturating_duration_since(Instant::now());
+        let start = Instant::now();
+        let left = options.deadline.saturating_duration_since(start);
         let outcome = step::drain_before_shrink(
             &connection.client,
             &current,
@@ -151,6 +153,7 @@ async fn drain_departing_nodes(
             departed: outcome.departed,
             moved_slots: outcome.moved_slots,
             commands: outcome.actions,
+            elapsed_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
         });
     }
     Ok(())
@@ -451,9 +454,14 @@ async fn pod_problems(pods: &Api<Pod>, statefulset: &StatefulSet) -> String {
     lines
 }
 
-/// Refuses a saved plan when any object changed since it was made: applying it would overwrite
-/// changes the plan never showed (Terraform's saved plans miss this).
-pub async fn check_fresh(connection: &Connection, plan: &Plan) -> anyhow::Result<()> {
+/// Refuses a saved plan when any object, or (with `redis_via`) any Redis Cluster it planned for,
+/// changed since it was made: applying it would act on a state the plan never showed
+/// (Terraform's saved plans miss this).
+pub async fn check_fresh(
+    connection: &Connection,
+    plan: &Plan,
+    redis_via: Option<Via>,
+) -> anyhow::Result<()> {
     let stale = crate::fanout::try_all(plan.objects.iter().map(|object| async move {
         let api = k8s::api_for(&connection.client, &object.desired)?;
         let name = object.desired["metadata"]["name"]
@@ -474,7 +482,23 @@ pub async fn check_fresh(connection: &Connection, plan: &Plan) -> anyhow::Result
         }))
     }))
     .await?;
-    let stale: Vec<String> = stale.into_iter().flatten().collect();
+    let mut stale: Vec<String> = stale.into_iter().flatten().collect();
+    // The Redis step planned against what the pods reported: the same digest, or the plan is
+    // stale too (a failover, a restart with new addresses, slots that moved).
+    if let Some(via) = redis_via.filter(|_| plan.redis.iter().any(|p| p.observed.is_some())) {
+        let now = crate::plan::preview_redis(connection, plan, via).await;
+        for saved in plan.redis.iter().filter(|p| p.observed.is_some()) {
+            let current = now
+                .iter()
+                .find(|p| p.namespace == saved.namespace && p.statefulset == saved.statefulset);
+            if current.and_then(|p| p.observed.as_ref()) != saved.observed.as_ref() {
+                stale.push(format!(
+                    "Redis Cluster {}/{} (what its nodes report changed since the plan)",
+                    saved.namespace, saved.statefulset
+                ));
+            }
+        }
+    }
     if !stale.is_empty() {
         bail!(
             "the saved plan is stale: the live cluster changed since it was made:\n  {}\nRun \

@@ -165,6 +165,7 @@ async fn destroy_plan(
         spec_name: bundle.name.clone(),
         namespace: bundle.namespace.clone(),
         objects,
+        redis: Vec::new(),
     };
     Ok((plan, foreign))
 }

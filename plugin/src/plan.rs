@@ -14,6 +14,8 @@ use kube::api::{Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cluster::preview::{RedisPreview, RedisStep};
+use crate::cluster::step::{self, Via};
 use crate::k8s::{self, ConnectOptions, Connection, InvalidCause, FIELD_MANAGER};
 use crate::ownership;
 use crate::policy::{PolicyOptions, Report};
@@ -37,14 +39,16 @@ pub enum Preparation {
     Blocked(Report),
 }
 
-/// The shared front half of `plan` and `apply`: load, render, check policies, compute the plan.
-/// Deny-level findings stop it before it reads the cluster.
+/// The shared front half of `plan` and `apply`: load, render, check policies, compute the plan
+/// and, with `redis_via`, preview the Redis step through that transport. Deny-level findings
+/// stop it before it reads the cluster.
 pub async fn prepare(
     connect: &ConnectOptions,
     namespace: Option<&str>,
     files: &[std::path::PathBuf],
     policy: &PolicyOptions,
     delete_volumes: bool,
+    redis_via: Option<Via>,
 ) -> anyhow::Result<Preparation> {
     let spec = spec::load(files)?;
     let connection = k8s::connect(connect).await?;
@@ -54,12 +58,30 @@ pub async fn prepare(
         return Ok(Preparation::Blocked(report));
     }
     let policy_warnings = report.count(crate::policy::Severity::Warn);
-    let plan = compute(&connection, &bundle, delete_volumes).await?;
+    let mut plan = compute(&connection, &bundle, delete_volumes).await?;
+    if let Some(via) = redis_via {
+        plan.redis = preview_redis(&connection, &plan, via).await;
+    }
     Ok(Preparation::Ready(Prepared {
         connection,
         plan,
         policy_warnings,
     }))
+}
+
+/// The Redis step's preview for every cluster-mode StatefulSet of the plan.
+pub async fn preview_redis(connection: &Connection, plan: &Plan, via: Via) -> Vec<RedisPreview> {
+    let mut previews = Vec::new();
+    for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
+        if object.action == Action::Destroy {
+            continue;
+        }
+        let live = object.live.as_ref();
+        if let Some(preview) = step::preview(&connection.client, &object.desired, live, via).await {
+            previews.push(preview);
+        }
+    }
+    previews
 }
 
 /// What applying one object means.
@@ -130,6 +152,9 @@ pub struct Plan {
     pub spec_name: String,
     pub namespace: String,
     pub objects: Vec<ObjectPlan>,
+    /// What the Redis step will do to each cluster, seen at plan time.
+    #[serde(default)]
+    pub redis: Vec<RedisPreview>,
 }
 
 pub const PLAN_FORMAT: &str = "kubectl-redis.io/plan/v1";
@@ -170,6 +195,11 @@ impl std::fmt::Display for Summary {
 }
 
 impl Plan {
+    /// Whether `apply` would do anything: write an object or run a Redis step.
+    pub fn has_work(&self) -> bool {
+        self.summary().has_changes() || self.redis.iter().any(RedisPreview::has_work)
+    }
+
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::default();
         for object in &self.objects {
@@ -253,6 +283,7 @@ pub async fn compute(
         spec_name: bundle.name.clone(),
         namespace: bundle.namespace.clone(),
         objects,
+        redis: Vec::new(),
     })
 }
 
@@ -731,11 +762,41 @@ pub fn show(plan: &Plan, options: &ShowOptions) -> String {
             out.push_str(&diff_text(object, options));
         }
     }
-    let summary = plan.summary();
-    if !summary.has_changes() {
-        out.push_str("No changes. The live objects match the spec.\n");
+    for preview in &plan.redis {
+        if !preview.has_work() {
+            continue;
+        }
+        out.push_str(&format!(
+            "{} {}\n",
+            s.yellow("~"),
+            s.bold(&format!(
+                "Redis Cluster {}/{}: the Redis step will",
+                preview.namespace, preview.statefulset
+            ))
+        ));
+        for step in &preview.steps {
+            let line = step.to_string();
+            let line = match step {
+                RedisStep::Refused { .. } => s.red(&line),
+                _ => line,
+            };
+            out.push_str(&format!("    {line}\n"));
+        }
     }
-    out.push_str(&format!("{}\n", s.bold(&summary.to_string())));
+    let summary = plan.summary();
+    let redis = crate::cluster::preview::summary(&plan.redis);
+    if !summary.has_changes() {
+        out.push_str(if redis.is_some() {
+            "The live objects match the spec.\n"
+        } else {
+            "No changes. The live objects match the spec.\n"
+        });
+    }
+    let line = match redis {
+        Some(redis) => format!("{summary} {redis}"),
+        None => summary.to_string(),
+    };
+    out.push_str(&format!("{}\n", s.bold(&line)));
     out
 }
 
@@ -845,7 +906,13 @@ pub fn to_json(plan: &Plan, show_secrets: bool) -> Value {
             })
         })
         .collect();
-    serde_json::json!({"objects": objects, "summary": plan.summary()})
+    serde_json::json!({
+        "objects": objects,
+        "redis": plan.redis,
+        "summary": plan.summary(),
+        "redisSummary": crate::cluster::preview::summary(&plan.redis),
+        "hasWork": plan.has_work(),
+    })
 }
 
 #[cfg(test)]

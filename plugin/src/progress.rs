@@ -27,6 +27,7 @@ pub enum Event {
         changed: bool,
         commands: Vec<String>,
         verdict: String,
+        elapsed_ms: u64,
     },
     /// Before a StatefulSet shrinks: the departing masters' slots (and keys) moved to the pods
     /// that stay, and the departing nodes were forgotten.
@@ -35,6 +36,7 @@ pub enum Event {
         departed: Vec<String>,
         moved_slots: usize,
         commands: Vec<String>,
+        elapsed_ms: u64,
     },
 }
 
@@ -61,12 +63,13 @@ mod tests {
             departed: vec!["redis-cluster-6".into()],
             moved_slots: 4096,
             commands: vec!["redis-cluster-6: CLUSTER SETSLOT 0 MIGRATING x".into()],
+            elapsed_ms: 2100,
         };
         assert_eq!(
             serde_json::to_value(&event).unwrap(),
             serde_json::json!({"event": "redisDrained", "statefulset": "redis-cluster",
                 "departed": ["redis-cluster-6"], "movedSlots": 4096,
-                "commands": ["redis-cluster-6: CLUSTER SETSLOT 0 MIGRATING x"]})
+                "commands": ["redis-cluster-6: CLUSTER SETSLOT 0 MIGRATING x"], "elapsedMs": 2100})
         );
         let wrote = Event::Wrote {
             action: Action::Add,

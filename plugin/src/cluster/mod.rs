@@ -17,6 +17,7 @@ pub mod form;
 pub mod nodes;
 pub mod observe;
 pub mod plan;
+pub mod preview;
 pub mod resp;
 pub mod scale;
 pub mod status;

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::exec::FormOptions;
 use super::form::{ensure_cluster, verify_cluster, FormOutcome};
+use super::preview::{form_after_rollout, RedisPreview, RedisStep, Shape};
 use super::scale::{scale_in, ScaleInOutcome};
 use super::topology::{topology_from_kube, Topology};
 use super::transport::{direct, port_forward, ExecTransport, RedisTransport};
@@ -121,6 +122,52 @@ pub async fn drain_before_shrink(
         ..FormOptions::default()
     };
     scale_in(transport.as_ref(), &topology, keep_pods, masters, &options).await
+}
+
+/// What the Redis step will do to the cluster a rendered StatefulSet describes (None for a
+/// plain StatefulSet), read-only: `live` is the StatefulSet as it is now, if it exists.
+pub async fn preview(
+    client: &Client,
+    desired: &Value,
+    live: Option<&Value>,
+    via: Via,
+) -> Option<RedisPreview> {
+    let wanted = ClusterTarget::of(desired)?;
+    let shape = Shape {
+        pods: desired["spec"]["replicas"].as_u64().unwrap_or(0) as usize,
+        masters: wanted.masters,
+        replicas_per_master: wanted.replicas_per_master,
+    };
+    let Some(live) = live else {
+        return Some(form_after_rollout(
+            &wanted.namespace,
+            &wanted.statefulset,
+            shape,
+        ));
+    };
+    // The pods run the live shape; a StatefulSet without the annotations has the wanted one.
+    let current = ClusterTarget::of(live).unwrap_or_else(|| wanted.clone());
+    let unobserved = |reason: String| RedisPreview {
+        namespace: wanted.namespace.clone(),
+        statefulset: wanted.statefulset.clone(),
+        observed: None,
+        steps: vec![RedisStep::Unobserved { reason }],
+    };
+    let topology = match current.topology(client).await {
+        Ok(topology) => topology,
+        Err(error) => return Some(unobserved(format!("{error:#}"))),
+    };
+    let transport = transport(via, client, &current.namespace);
+    Some(
+        super::preview::preview(
+            transport.as_ref(),
+            &topology,
+            shape,
+            &wanted.namespace,
+            &wanted.statefulset,
+        )
+        .await,
+    )
 }
 
 /// Verifies without changing anything.

@@ -84,13 +84,23 @@ async fn apply(
         Some(path) => {
             let plan = Plan::load(path)?;
             let connection = k8s::connect(&global.connect_options()).await?;
-            apply::check_fresh(&connection, &plan).await?;
+            apply::check_fresh(
+                &connection,
+                &plan,
+                options.redis_step.then_some(options.via),
+            )
+            .await?;
             (connection, plan)
         }
         None => {
-            let Some(prepared) =
-                super::plan::prepare(global, &args.files, &args.policy, args.delete_volumes)
-                    .await?
+            let Some(prepared) = super::plan::prepare(
+                global,
+                &args.files,
+                &args.policy,
+                args.delete_volumes,
+                (!args.skip_cluster_init).then_some(args.via),
+            )
+            .await?
             else {
                 return Ok(Ending::Blocked);
             };

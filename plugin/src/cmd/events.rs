@@ -1,17 +1,15 @@
 //! Prints `apply`'s and `destroy`'s events for people: one line per step on stderr, a spinner
-//! for waits on a terminal, Redis commands in full only with `-v` (a slot move is one command
-//! per slot), and each cluster's verdict on stdout.
+//! for waits on a terminal, Redis commands counted by kind (each one only with `-v`: a slot move
+//! is one command per slot), and each cluster's verdict on stdout.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
+use kubectl_redis::cluster::preview::names;
 use kubectl_redis::plan::Action;
 use kubectl_redis::progress::{Event, Events};
-
-/// How many Redis commands are listed without `-v`.
-const COMMANDS_SHOWN: usize = 12;
 
 pub struct TextEvents {
     spinner: Option<Mutex<Option<ProgressBar>>>,
@@ -64,9 +62,16 @@ impl Events for TextEvents {
                 changed,
                 commands,
                 verdict,
+                elapsed_ms,
             } => {
-                show_commands(&statefulset, &commands);
-                if !changed {
+                log_commands(&statefulset, &commands);
+                if changed {
+                    eprintln!(
+                        "Redis Cluster {statefulset}: {} in {}",
+                        count_commands(&commands),
+                        seconds(elapsed_ms)
+                    );
+                } else {
                     eprintln!("Redis Cluster {statefulset}: verified, nothing to do.");
                 }
                 println!("{verdict}");
@@ -76,12 +81,15 @@ impl Events for TextEvents {
                 departed,
                 moved_slots,
                 commands,
+                elapsed_ms,
             } => {
-                show_commands(&statefulset, &commands);
+                log_commands(&statefulset, &commands);
                 eprintln!(
                     "Redis Cluster {statefulset}: moved {moved_slots} slots off {} before \
-                     shrinking; the remaining nodes forgot them",
-                    departed.join(", ")
+                     shrinking ({}) in {}",
+                    names(&departed),
+                    count_commands(&commands),
+                    seconds(elapsed_ms)
                 );
             }
         }
@@ -98,21 +106,62 @@ fn verb(action: Action) -> &'static str {
     }
 }
 
-/// All commands with `-v` (as log lines), else the first few and a count.
-fn show_commands(statefulset: &str, commands: &[String]) {
+/// Every command, one log line each, with `-v`.
+fn log_commands(statefulset: &str, commands: &[String]) {
     for command in commands {
         tracing::info!("{statefulset}: {command}");
     }
-    if tracing::enabled!(tracing::Level::INFO) {
-        return;
+}
+
+/// `30 CLUSTER MEET, 3 CLUSTER REPLICATE`: how many commands of each kind ran, for one line.
+fn count_commands(commands: &[String]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for command in commands {
+        let words: Vec<&str> = command
+            .split_once(": ")
+            .map_or(command.as_str(), |(_, c)| c)
+            .split_whitespace()
+            .collect();
+        let verb = match words.as_slice() {
+            ["CLUSTER", sub, ..] => format!("CLUSTER {sub}"),
+            [verb, ..] => verb.to_string(),
+            [] => continue,
+        };
+        match counts.iter_mut().find(|(v, _)| *v == verb) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((verb, 1)),
+        }
     }
-    for command in commands.iter().take(COMMANDS_SHOWN) {
-        eprintln!("  {command}");
+    if counts.is_empty() {
+        return "no commands".into();
     }
-    if commands.len() > COMMANDS_SHOWN {
-        eprintln!(
-            "  ... and {} more Redis commands (-v lists them all)",
-            commands.len() - COMMANDS_SHOWN
+    counts
+        .iter()
+        .map(|(verb, n)| format!("{n} {verb}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_counted_by_kind() {
+        let commands = [
+            "redis-cluster-0: CLUSTER ADDSLOTS 0-5460",
+            "redis-cluster-0: CLUSTER MEET 10.0.0.2 6379",
+            "redis-cluster-1: CLUSTER MEET 10.0.0.3 6379",
+            "redis-cluster-1: MIGRATE 10.0.0.3 6379 \"\" 0 5000 KEYS a b",
+        ]
+        .map(String::from);
+        assert_eq!(
+            count_commands(&commands),
+            "1 CLUSTER ADDSLOTS, 2 CLUSTER MEET, 1 MIGRATE"
         );
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use kubectl_redis::plan::{self, Preparation, Prepared, ShowOptions};
 
-use super::{GlobalArgs, Outcome, PolicyArgs};
+use super::{GlobalArgs, Outcome, PolicyArgs, ViaArg};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -20,7 +20,8 @@ pub struct PlanArgs {
     /// Save the plan for `kubectl redis apply PLANFILE` (written with mode 0600: it holds secrets).
     #[arg(long, value_name = "PLANFILE")]
     pub out: Option<PathBuf>,
-    /// Exit 2 when there are changes, 0 when there are none (1 stays an error).
+    /// Exit 2 when apply would do something (objects or the Redis step), 0 when not (1 stays an
+    /// error).
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Print secret values instead of masking them.
@@ -34,6 +35,12 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
+    /// How to reach the pods' Redis to plan the Redis step (read-only).
+    #[arg(long, value_enum, default_value_t)]
+    pub via: ViaArg,
+    /// Plan only the Kubernetes objects, not the Redis step (as `apply --skip-cluster-init`).
+    #[arg(long)]
+    pub skip_cluster_init: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -42,13 +49,14 @@ pub enum PlanFormat {
     Json,
 }
 
-/// Load, render, check policies and compute the plan; deny-level findings are printed and
-/// return `None` (exit 2), warnings are counted in one line.
+/// Load, render, check policies, compute the plan and (with `redis_via`) preview the Redis step;
+/// deny-level findings are printed and return `None` (exit 2), warnings are counted in one line.
 pub async fn prepare(
     global: &GlobalArgs,
     files: &[PathBuf],
     policy: &PolicyArgs,
     delete_volumes: bool,
+    redis_via: Option<ViaArg>,
 ) -> anyhow::Result<Option<Prepared>> {
     let preparation = plan::prepare(
         &global.connect_options(),
@@ -56,6 +64,7 @@ pub async fn prepare(
         files,
         &policy.options(),
         delete_volumes,
+        redis_via.map(Into::into),
     )
     .await?;
     let prepared = match preparation {
@@ -87,7 +96,15 @@ pub async fn prepare(
 }
 
 pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Outcome> {
-    let Some(prepared) = prepare(global, &args.files, &args.policy, args.delete_volumes).await?
+    let redis_via = (!args.skip_cluster_init).then_some(args.via);
+    let Some(prepared) = prepare(
+        global,
+        &args.files,
+        &args.policy,
+        args.delete_volumes,
+        redis_via,
+    )
+    .await?
     else {
         return Ok(Outcome::Findings);
     };
@@ -116,7 +133,7 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Outcome
             path.display()
         );
     }
-    Ok(if args.detailed_exitcode && plan.summary().has_changes() {
+    Ok(if args.detailed_exitcode && plan.has_work() {
         Outcome::Findings
     } else {
         Outcome::Success

@@ -217,7 +217,11 @@ async fn seed_shaped_redis_cluster_runs_for_real() {
     .await;
     assert_eq!(ip(&after), ip(&before));
     assert_eq!(after.metadata.uid, before.metadata.uid);
-    assert!(redis_ping(&ip(&after), 6379).await);
+    // Ready once the process runs; it answers once it has loaded its data.
+    eventually("PONG after the restart", LIMIT, || async {
+        redis_ping(&ip(&after), 6379).await.then_some(())
+    })
+    .await;
 
     // Deleting the pod: recreated with a new IP, same claim, intact data directory, and
     // update-node.sh rewrites the "myself" address in nodes.conf.
