@@ -105,12 +105,14 @@ mod tests {
                 changed: true,
                 commands: vec![text("redis-cluster-0: CLUSTER ADDSLOTS 0 1 …(+5459 args)")],
                 verdict: text("Cluster healthy: 3 masters, 3 replicas, 16384/16384 slots covered"),
+                elapsed_ms: 1200,
             },
             Event::RedisDrained {
                 statefulset: text("redis-cluster"),
                 departed: vec![text("redis-cluster-6")],
                 moved_slots: 4096,
                 commands: Vec::new(),
+                elapsed_ms: 2100,
             },
         ];
         for event in events {

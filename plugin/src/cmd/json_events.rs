@@ -171,6 +171,7 @@ mod tests {
                 object("Service", "redis", Action::Add),
                 object("PersistentVolumeClaim", "data-redis-0", Action::Keep),
             ],
+            redis: Vec::new(),
         }
     }
 
@@ -187,6 +188,7 @@ mod tests {
             changed: false,
             commands: Vec::new(),
             verdict: "Cluster healthy".into(),
+            elapsed_ms: 40,
         });
         events.finish(&ended);
         lines(&events.out.into_inner().unwrap())
