@@ -1,11 +1,19 @@
 //! Builds the built-in policy modules (policies/, a workspace of its own) for
-//! wasm32-unknown-unknown and generates `$OUT_DIR/builtin_policies.rs`, which embeds them.
-//! The modules are always built from source, so the embedded bytes cannot drift from it.
+//! wasm32-unknown-unknown, compiles them ahead of time to native code for the target being built
+//! (wasmtime's `Engine::precompile_module`, with the engine configuration of
+//! `src/policy/engine_config.rs`, the one the binary runs with), and generates
+//! `$OUT_DIR/builtin_policies.rs`, which embeds both. The modules are always built from source,
+//! so the embedded bytes cannot drift from it; at run time the precompiled code is loaded as it
+//! is, and the wasm is only compiled when the host cannot load it.
 
 use std::env;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The engine configuration, shared with the engine itself so that the two cannot drift.
+#[path = "src/policy/engine_config.rs"]
+mod engine_config;
 
 const TARGET: &str = "wasm32-unknown-unknown";
 
@@ -28,6 +36,7 @@ fn main() {
     for dir in names.iter().map(String::as_str).chain(["sdk", "examples"]) {
         println!("cargo:rerun-if-changed={}", policies.join(dir).display());
     }
+    println!("cargo:rerun-if-changed=src/policy/engine_config.rs");
 
     check_target_installed();
 
@@ -86,20 +95,39 @@ fn main() {
     }
 
     let release = target_dir.join(TARGET).join("release");
-    let mut generated = String::from("/// The built-in policy modules: (name, wasm), built from policies/ by build.rs.\npub static BUILTIN: &[(&str, &[u8])] = &[\n");
-    for name in &names {
-        let wasm = release.join(format!("policy_{}.wasm", name.replace('-', "_")));
-        if !wasm.is_file() {
-            panic!("the policy build did not produce {}", wasm.display());
-        }
+    let wasm: Vec<PathBuf> = names
+        .iter()
+        .map(|name| {
+            let wasm = release.join(format!("policy_{}.wasm", name.replace('-', "_")));
+            if !wasm.is_file() {
+                panic!("the policy build did not produce {}", wasm.display());
+            }
+            wasm
+        })
+        .collect();
+    let precompiled = precompile(&names, &wasm, &out_dir.join("precompiled"));
+    let mut generated = String::from(
+        "/// The built-in policy modules, built from policies/ by build.rs.\n\
+         pub static BUILTIN: &[Builtin] = &[\n",
+    );
+    for ((name, wasm), cwasm) in names.iter().zip(&wasm).zip(&precompiled) {
+        let cwasm = match cwasm {
+            Some(path) => format!("Some(include_bytes!({:?}))", path.display().to_string()),
+            None => "None".to_string(),
+        };
         writeln!(
             generated,
-            "    ({name:?}, include_bytes!({:?})),",
+            "    Builtin {{ name: {name:?}, wasm: include_bytes!({:?}), precompiled: {cwasm} }},",
             wasm.display().to_string()
         )
         .expect("writing to a String");
     }
     generated.push_str("];\n");
+    // The target precompiled for, for the tests that precompile as build.rs does.
+    println!(
+        "cargo:rustc-env=KR_TARGET={}",
+        env::var("TARGET").expect("cargo sets TARGET")
+    );
     // The example user policy (policies/examples), for the tests of `--policy`.
     let example = release.join("policy_forbidden_tags.wasm");
     println!(
@@ -108,6 +136,51 @@ fn main() {
     );
     std::fs::write(out_dir.join("builtin_policies.rs"), generated)
         .expect("cannot write builtin_policies.rs");
+}
+
+/// Compiles each module to native code for the target being built, in parallel; None for a module
+/// (or all) that cannot be, with a warning: the binary then compiles it when it first runs.
+fn precompile(names: &[String], wasm: &[PathBuf], dir: &Path) -> Vec<Option<PathBuf>> {
+    // The target's baseline CPU, not this machine's: the binary may run on another one.
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    let engine = engine_config::config(Some(&target)).and_then(|c| wasmtime::Engine::new(&c));
+    let engine = match engine {
+        Ok(engine) => engine,
+        Err(e) => {
+            println!("cargo:warning=cannot precompile the built-in policies for {target}: {e}; the binary will compile them at run time");
+            return names.iter().map(|_| None).collect();
+        }
+    };
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .zip(wasm)
+            .map(|(name, wasm)| {
+                let (engine, target) = (&engine, &target);
+                s.spawn(move || {
+                    let bytes = std::fs::read(wasm)
+                        .unwrap_or_else(|e| panic!("cannot read {}: {e}", wasm.display()));
+                    match engine.precompile_module(&bytes) {
+                        Ok(code) => {
+                            let path = dir.join(format!("{name}.cwasm"));
+                            std::fs::write(&path, code)
+                                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+                            Some(path)
+                        }
+                        Err(e) => {
+                            println!("cargo:warning=cannot precompile the built-in policy {name} for {target}: {e:#}; the binary will compile it at run time");
+                            None
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("precompiling does not panic"))
+            .collect()
+    })
 }
 
 /// The policy crates: every directory of policies/ with a Cargo.toml, except the SDK.

@@ -47,7 +47,7 @@ pub async fn prepare(
 ) -> anyhow::Result<DestroyPlan> {
     let spec = spec::load(files)?;
     let connection = k8s::connect(connect).await?;
-    let bundle = render::render(&spec, namespace, &connection.default_namespace)?;
+    let bundle = render::render(spec, namespace, &connection.default_namespace)?;
     let (plan, foreign) = destroy_plan(&connection, &bundle, delete_volumes).await?;
     Ok(DestroyPlan {
         connection,

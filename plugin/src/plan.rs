@@ -52,7 +52,7 @@ pub async fn prepare(
 ) -> anyhow::Result<Preparation> {
     let spec = spec::load(files)?;
     let connection = k8s::connect(connect).await?;
-    let bundle = render::render(&spec, namespace, &connection.default_namespace)?;
+    let bundle = render::render(spec, namespace, &connection.default_namespace)?;
     let report = crate::policy::run(&bundle, policy)?;
     if report.blocking() > 0 {
         return Ok(Preparation::Blocked(report));

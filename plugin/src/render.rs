@@ -137,22 +137,24 @@ pub fn resolve_namespace(
 }
 
 /// Renders every document of the spec, ordered for apply. `fallback_namespace` applies when
-/// neither the spec nor `-n` names one.
+/// neither the spec nor `-n` names one. The spec is consumed: its manifests move into the bundle
+/// instead of being copied, so that a large bundle is held once, not twice.
 pub fn render(
-    spec: &Spec,
+    spec: Spec,
     namespace_flag: Option<&str>,
     fallback_namespace: &str,
 ) -> Result<Bundle, SpecError> {
-    let namespace = resolve_namespace(spec, namespace_flag, fallback_namespace)?;
+    let namespace = resolve_namespace(&spec, namespace_flag, fallback_namespace)?;
     let mut bundle = Bundle {
-        name: spec.name.clone(),
+        name: spec.name,
         namespace: namespace.clone(),
         ..Bundle::default()
     };
-    for item in &spec.items {
-        match &item.kind {
+    bundle.objects.reserve(spec.items.len());
+    for item in spec.items {
+        match item.kind {
             SpecKind::Cluster(cluster) => {
-                for object in render_cluster(cluster, &namespace)? {
+                for object in render_cluster(&cluster, &namespace)? {
                     bundle.objects.push(RenderedObject {
                         object,
                         origin: item.origin.clone(),
@@ -170,15 +172,15 @@ pub fn render(
                     });
                 }
             }
-            SpecKind::Manifest(object) => {
-                let mut object = object.clone();
-                label_manifest(&mut object, &spec.name, &namespace);
-                let mut origin = item.origin.clone();
+            SpecKind::Manifest(mut object) => {
+                label_manifest(&mut object, &bundle.name, &namespace);
+                let mut origin = item.origin;
                 origin.field_map = vec![(String::new(), String::new())];
                 bundle.objects.push(RenderedObject { object, origin });
             }
         }
     }
+    // Stable: objects of a rank keep their input order.
     bundle.objects.sort_by_key(|o| apply_rank(o.kind()));
     let applyset = ownership::applyset_id(&bundle.name, &bundle.namespace);
     for rendered in &mut bundle.objects {

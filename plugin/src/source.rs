@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use serde_json::{Map, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Spec files larger than this are refused before parsing: a desired-state spec is a few KiB,
 /// and a runaway file must not make the tool eat memory.
@@ -83,8 +85,9 @@ pub struct Origin {
     pub file: String,
     /// 1-based line where the document's content starts.
     pub line: usize,
-    /// Lines of the fields in the input document, keyed by JSON pointer (`/spec/image`).
-    pub field_lines: BTreeMap<String, usize>,
+    /// Lines of the fields in the input document, keyed by JSON pointer (`/spec/image`). Shared
+    /// with the document and every object rendered from it, not copied.
+    pub field_lines: Arc<BTreeMap<String, usize>>,
     /// Maps a JSON-pointer prefix in the *rendered object* to the pointer of the input field it
     /// came from: identity for plain manifests, e.g. `/spec/template/spec/containers/0/image` →
     /// `/spec/image` for a RedisCluster document.
@@ -130,7 +133,11 @@ pub struct Document {
     pub content_line: usize,
     pub text: String,
     /// Lines (in the file) of the fields, keyed by JSON pointer.
-    pub field_lines: BTreeMap<String, usize>,
+    pub field_lines: Arc<BTreeMap<String, usize>>,
+    /// The document's value, built by the parse that records the field lines, when it is
+    /// certain to be the one serde_yaml would read (nearly always; see [`ValueBuilder`]), so
+    /// that the spec loader need not parse the text again. None: parse the text.
+    pub value: Option<Value>,
 }
 
 impl Document {
@@ -308,17 +315,30 @@ fn push_document(
         first_line,
         content_line: first_line + leading,
         text,
-        field_lines: BTreeMap::new(),
+        field_lines: Arc::default(),
+        value: None,
     };
-    document.field_lines = field_lines(&document)?;
+    let (field_lines, value) = parse(&document)?;
+    document.field_lines = Arc::new(field_lines);
+    document.value = value;
     documents.push(document);
     Ok(())
 }
 
 /// Indexes every mapping key and sequence item of a document by JSON pointer → line, using a
-/// YAML parser that keeps positions (serde_yaml does not expose them).
-fn field_lines(document: &Document) -> Result<BTreeMap<String, usize>, SpecError> {
-    let mut recorder = LineRecorder::default();
+/// YAML parser that keeps positions (serde_yaml does not expose them), and builds the document's
+/// JSON value in the same pass where it can ([`ValueBuilder`]).
+fn parse(document: &Document) -> Result<(BTreeMap<String, usize>, Option<Value>), SpecError> {
+    let mut recorder = LineRecorder {
+        // Positions are relative to the document; errors and findings want the file's lines.
+        line_offset: document.first_line - 1,
+        lines: BTreeMap::new(),
+        stack: Vec::new(),
+        value: ValueBuilder {
+            backslashes: document.text.contains('\\'),
+            ..ValueBuilder::default()
+        },
+    };
     let mut parser = Parser::new_from_str(&document.text);
     parser.load(&mut recorder, false).map_err(|e| {
         let marker = e.marker();
@@ -328,19 +348,15 @@ fn field_lines(document: &Document) -> Result<BTreeMap<String, usize>, SpecError
             format!("invalid YAML: {}", e.info()),
         )
     })?;
-    // Positions are relative to the document; errors and findings want the file's lines.
-    Ok(recorder
-        .lines
-        .into_iter()
-        .map(|(pointer, line)| (pointer, line + document.first_line - 1))
-        .collect())
+    Ok((recorder.lines, recorder.value.finish()))
 }
 
 /// Tracks the path of the node being parsed; mappings alternate key and value events.
-#[derive(Default)]
 struct LineRecorder {
+    line_offset: usize,
     lines: BTreeMap<String, usize>,
     stack: Vec<Frame>,
+    value: ValueBuilder,
 }
 
 enum Frame {
@@ -355,20 +371,29 @@ enum Frame {
 }
 
 impl LineRecorder {
-    /// Called for each value node: returns its pointer and advances the parent frame.
-    fn enter_value(&mut self, scalar: Option<&str>, line: usize) -> Option<String> {
+    /// Called for each node: advances the parent frame, records the line of a key or item, and
+    /// returns the node's pointer when `container` (a mapping or sequence starts there) and the
+    /// node is a value, not a key.
+    fn enter_value(
+        &mut self,
+        scalar: Option<&str>,
+        line: usize,
+        container: bool,
+    ) -> Option<String> {
+        let line = line + self.line_offset;
         match self.stack.last_mut() {
             None => Some(String::new()),
             Some(Frame::Mapping {
                 pointer,
                 pending_key,
             }) => match pending_key.take() {
-                Some(key) => Some(format!("{pointer}/{}", escape(&key))),
+                Some(key) => container.then(|| child_pointer(pointer, &key)),
                 None => {
                     // This node is a key: remember it, and record the key's own line.
                     let key = scalar.unwrap_or_default().to_string();
-                    let child = format!("{pointer}/{}", escape(&key));
-                    self.lines.entry(child).or_insert(line);
+                    self.lines
+                        .entry(child_pointer(pointer, &key))
+                        .or_insert(line);
                     *pending_key = Some(key);
                     None
                 }
@@ -379,11 +404,24 @@ impl LineRecorder {
             }) => {
                 let child = format!("{pointer}/{next_index}");
                 *next_index += 1;
-                self.lines.entry(child.clone()).or_insert(line);
-                Some(child)
+                let pointer = container.then(|| child.clone());
+                self.lines.entry(child).or_insert(line);
+                pointer
             }
         }
     }
+}
+
+fn child_pointer(parent: &str, key: &str) -> String {
+    let mut out = String::with_capacity(parent.len() + 1 + key.len());
+    out.push_str(parent);
+    out.push('/');
+    if key.contains(['~', '/']) {
+        out.push_str(&escape(key));
+    } else {
+        out.push_str(key);
+    }
+    out
 }
 
 fn escape(key: &str) -> String {
@@ -394,32 +432,178 @@ impl MarkedEventReceiver for LineRecorder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         let line = mark.line();
         match event {
-            Event::Scalar(value, ..) => {
-                self.enter_value(Some(&value), line);
+            Event::Scalar(value, style, anchor, tag) => {
+                self.enter_value(Some(&value), line, false);
+                self.value.scalar(value, style, anchor, tag.is_some());
             }
             Event::Alias(_) => {
-                self.enter_value(None, line);
+                self.enter_value(None, line, false);
+                self.value.fail();
             }
-            Event::MappingStart(..) => {
-                let pointer = self.enter_value(None, line).unwrap_or_default();
+            Event::MappingStart(anchor, tag) => {
+                let pointer = self.enter_value(None, line, true).unwrap_or_default();
                 self.stack.push(Frame::Mapping {
                     pointer,
                     pending_key: None,
                 });
+                self.value
+                    .start(Node::Mapping(Map::new(), None), anchor, tag.is_some());
             }
-            Event::SequenceStart(..) => {
-                let pointer = self.enter_value(None, line).unwrap_or_default();
+            Event::SequenceStart(anchor, tag) => {
+                let pointer = self.enter_value(None, line, true).unwrap_or_default();
                 self.stack.push(Frame::Sequence {
                     pointer,
                     next_index: 0,
                 });
+                self.value
+                    .start(Node::Sequence(Vec::new()), anchor, tag.is_some());
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
+                self.value.end();
             }
             _ => {}
         }
     }
+}
+
+/// Builds a document's JSON value from the parser's events, the same value serde_yaml would
+/// deserialize, or gives up on the document (and the spec loader then parses it with
+/// serde_yaml) at anything whose reading it does not replicate exactly: anchors and aliases,
+/// tags, keys that are not plain strings or repeat, `<<`, escapes in double-quoted scalars, deep
+/// nesting, and plain scalars that serde_yaml could read as a number other than a decimal
+/// integer (floats, hex and octal, leading zeros, `+`). Specs and manifests rarely need it.
+#[derive(Default)]
+struct ValueBuilder {
+    stack: Vec<Node>,
+    root: Option<Value>,
+    failed: bool,
+    /// The text has a backslash: a double-quoted scalar may hold escapes.
+    backslashes: bool,
+}
+
+enum Node {
+    /// The mapping so far and the key whose value comes next.
+    Mapping(Map<String, Value>, Option<String>),
+    Sequence(Vec<Value>),
+}
+
+impl ValueBuilder {
+    fn fail(&mut self) {
+        self.failed = true;
+        self.stack.clear();
+    }
+
+    fn at_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Node::Mapping(_, None)))
+    }
+
+    fn scalar(&mut self, text: String, style: TScalarStyle, anchor: usize, tagged: bool) {
+        if self.failed {
+            return;
+        }
+        let escapes = style == TScalarStyle::DoubleQuoted && self.backslashes;
+        if anchor != 0 || tagged || escapes {
+            return self.fail();
+        }
+        let value = if style == TScalarStyle::Plain {
+            match plain_scalar(text) {
+                Some(value) => value,
+                None => return self.fail(),
+            }
+        } else {
+            Value::String(text)
+        };
+        if self.at_key() {
+            let Some(Node::Mapping(map, key)) = self.stack.last_mut() else {
+                unreachable!("at_key checked it")
+            };
+            match value {
+                Value::String(k) if k != "<<" && !map.contains_key(&k) => *key = Some(k),
+                _ => self.fail(),
+            }
+        } else {
+            self.add(value);
+        }
+    }
+
+    fn start(&mut self, node: Node, anchor: usize, tagged: bool) {
+        if self.failed {
+            return;
+        }
+        // serde_yaml refuses documents nested deeper than 128 levels; leave those to it.
+        if anchor != 0 || tagged || self.at_key() || self.stack.len() >= 100 {
+            return self.fail();
+        }
+        self.stack.push(node);
+    }
+
+    fn end(&mut self) {
+        if self.failed {
+            return;
+        }
+        match self.stack.pop() {
+            Some(Node::Mapping(map, None)) => self.add(Value::Object(map)),
+            Some(Node::Sequence(items)) => self.add(Value::Array(items)),
+            _ => self.fail(),
+        }
+    }
+
+    /// Adds a value to the node being built (after its key, in a mapping).
+    fn add(&mut self, value: Value) {
+        match self.stack.last_mut() {
+            None if self.root.is_none() => self.root = Some(value),
+            None => self.fail(),
+            Some(Node::Sequence(items)) => items.push(value),
+            Some(Node::Mapping(map, key)) => match key.take() {
+                Some(key) => {
+                    map.insert(key, value);
+                }
+                None => self.fail(),
+            },
+        }
+    }
+
+    fn finish(self) -> Option<Value> {
+        if self.failed || !self.stack.is_empty() {
+            return None;
+        }
+        self.root
+    }
+}
+
+/// A plain scalar as serde_yaml (YAML 1.2 core schema) reads it, where that is certain; None
+/// where it might be a number that is not a plain decimal integer.
+fn plain_scalar(text: String) -> Option<Value> {
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        _ => {}
+    }
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(&text);
+    if !unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        // Numbers start with a digit or a dot, after their sign (`inf` and `nan` without the
+        // dot are strings to serde_yaml).
+        return Some(Value::String(text));
+    }
+    let decimal = !text.starts_with('+')
+        && unsigned.len() <= 18
+        && unsigned.bytes().all(|b| b.is_ascii_digit())
+        && (unsigned == "0" || !unsigned.starts_with('0'));
+    if decimal {
+        return text.parse::<i64>().ok().map(Value::from);
+    }
+    // A character that no number (decimal, hex, octal, binary, float, `.inf`, `.nan`) has
+    // makes it a string, as `1Gi`, `500m` and `0.5Gi` are.
+    let maybe_number = unsigned.bytes().all(|b| {
+        b.is_ascii_hexdigit()
+            || matches!(
+                b,
+                b'x' | b'X' | b'o' | b'O' | b'.' | b'_' | b'+' | b'-' | b'i' | b'I' | b'n' | b'N'
+            )
+    });
+    (!maybe_number).then_some(Value::String(text))
 }
 
 #[cfg(test)]
@@ -458,6 +642,97 @@ mod tests {
             "/spec/image".into(),
         ));
         assert_eq!(origin.line_of("/spec/template/spec/containers/0/image"), 3);
+    }
+
+    /// The value the line-recording parse builds is serde_yaml's, or None.
+    fn same_as_serde_yaml(text: &str) -> bool {
+        let doc = &split_documents("f.yaml", text).unwrap()[0];
+        let expected: Option<Value> = serde_yaml::from_str(&doc.text).ok();
+        match &doc.value {
+            Some(value) => {
+                assert_eq!(Some(value), expected.as_ref(), "{text}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn builds_the_value_serde_yaml_reads() {
+        for text in [
+            "a: 1\nb: -2\nc: 0\nd: 6379\n",
+            "x: 1Gi\ny: 500m\nz: 0.5Gi\nimage: redis:5.0.1-alpine\ns: inf\nv: v1\n",
+            "n: ~\nm: null\ne:\nt: true\nf: False\nyes: yes\n",
+            "s: 'it''s'\nd: \"double\"\nq: ''\nl: |\n  line\n  two\nf: >-\n  a\n  b\n",
+            "list: [1, two, {three: 3}]\nnested:\n- - a\n  - b\n- {}\n- []\n",
+            "# comment\nkind: ConfigMap # trailing\ndata: {redis.conf: \"port 6379\"}\n",
+            "- a\n- b\n",
+            "scalar\n",
+        ] {
+            assert!(
+                same_as_serde_yaml(text),
+                "the fast value was not built for {text:?}"
+            );
+        }
+        // Readings it does not replicate: serde_yaml parses these.
+        for text in [
+            "f: 1.5\n",
+            "h: 0x1F\n",
+            "o: 007\n",
+            "p: +1\n",
+            "ip: 10.0.0.1\n",
+            "e: 1e3\n",
+            "i: .inf\n",
+            "big: 12345678901234567890\n",
+            "a: &x 1\nb: *x\n",
+            "t: !!str 1\n",
+            "d: 1\nd: 2\n",
+            "q: \"a\\tb\"\n",
+            "1: numeric key\n",
+            "true: bool key\n",
+            "? [complex]\n: key\n",
+            "<<: {a: 1}\n",
+        ] {
+            assert!(
+                !same_as_serde_yaml(text),
+                "{text:?} should be left to serde_yaml"
+            );
+        }
+    }
+
+    #[test]
+    fn the_value_of_every_fixture_is_serde_yaml_s() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut todo = vec![root.join("specs"), root.join("plugin/tests/fixtures")];
+        let mut checked = 0;
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    todo.push(path);
+                    continue;
+                }
+                if !matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                ) {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let Ok(docs) = split_documents(&path.display().to_string(), &text) else {
+                    continue;
+                };
+                for doc in docs {
+                    if let (Some(value), Ok(expected)) =
+                        (&doc.value, serde_yaml::from_str::<Value>(&doc.text))
+                    {
+                        assert_eq!(value, &expected, "{}:{}", doc.file, doc.first_line);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 20, "only {checked} documents checked");
     }
 
     #[test]

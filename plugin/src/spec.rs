@@ -213,9 +213,10 @@ impl RedisCluster {
 /// Loads every document of every input, validating each against its schema.
 pub fn load(paths: &[PathBuf]) -> Result<Spec, SpecError> {
     let documents = source::read_inputs(paths)?;
-    let mut items = Vec::new();
-    for document in &documents {
-        items.push(parse_document(document)?);
+    let mut items = Vec::with_capacity(documents.len());
+    // By value: each document (text, parsed value) is freed once its item is made.
+    for document in documents {
+        items.push(parse_document(&document)?);
     }
     check_duplicates(&items)?;
     let name = items
@@ -414,7 +415,12 @@ fn first_unknown_field(written: &Value, understood: &Value, pointer: &str) -> Op
 }
 
 /// Deserializes one document, turning serde_yaml's error into one with the file's line numbers.
+/// From the value the source parse already built, when there is one and it fits `T` (no second
+/// parse of the text); else, and for every error, with serde_yaml, which knows the positions.
 fn from_document<T: DeserializeOwned>(document: &Document) -> Result<T, SpecError> {
+    if let Some(Ok(parsed)) = document.value.as_ref().map(T::deserialize) {
+        return Ok(parsed);
+    }
     serde_yaml::from_str(&document.text).map_err(|error| {
         let mut message = error.to_string();
         if let Some(cut) = message.rfind(" at line ") {

@@ -20,6 +20,6 @@ fuzz_target!(|data: &[u8]| {
     file.write_all(data).expect("writing the spec file");
     drop(file);
     if let Ok(spec) = kubectl_redis::spec::load(&[path]) {
-        let _ = kubectl_redis::render::render(&spec, None, "default");
+        let _ = kubectl_redis::render::render(spec, None, "default");
     }
 });

@@ -51,7 +51,7 @@ impl From<ReportFormatArg> for ReportFormat {
 
 pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let spec = spec::load(&args.files)?;
-    let bundle = render::render(&spec, global.namespace.as_deref(), "default")?;
+    let bundle = render::render(spec, global.namespace.as_deref(), "default")?;
     let report = policy::run(&bundle, &args.policy.options())?;
     let color = args.output == ReportFormatArg::Text && global.style(true).0;
     let text = output::render(&report, args.output.into(), color)?;

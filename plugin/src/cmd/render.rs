@@ -32,7 +32,7 @@ pub enum RenderFormatArg {
 
 pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
     let spec = spec::load(&args.files)?;
-    let bundle = render::render(&spec, global.namespace.as_deref(), "default")?;
+    let bundle = render::render(spec, global.namespace.as_deref(), "default")?;
     let mut objects: Vec<Value> = bundle.objects.into_iter().map(|o| o.object).collect();
     if !args.show_secrets {
         let masked: usize = objects.iter_mut().map(redact::mask_secrets).sum();

@@ -1,4 +1,6 @@
-//! On-disk cache of compiled modules, so a warm run deserializes instead of JIT-compiling.
+//! On-disk cache of compiled modules, so a warm run deserializes instead of JIT-compiling: for
+//! `--policy` modules, and for built-in ones whose precompiled code this host cannot load (the
+//! built-ins otherwise never touch it).
 //!
 //! Key: SHA-256 of (the engine's precompile compatibility hash — wasmtime version, target and
 //! compiler settings — and the module bytes). Entry: magic, SHA-256 of the artifact, artifact.
@@ -11,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
+
+use super::engine::ModuleSource;
 
 const MAGIC: &[u8; 8] = b"KRWASMC1";
 
@@ -80,10 +84,12 @@ impl ModuleCache {
             .join(format!("{}.cwasm", hex::encode(key)))
     }
 
-    pub fn get_or_compile(&self, wasm: &[u8]) -> wasmtime::Result<Module> {
+    /// The module from its cache entry ([`ModuleSource::Cache`]), else compiled and written to
+    /// the cache ([`ModuleSource::Compiled`]).
+    pub fn get_or_compile(&self, wasm: &[u8]) -> wasmtime::Result<(Module, ModuleSource)> {
         let path = self.path_for(wasm);
         match self.read(&path) {
-            Ok(Some(module)) => return Ok(module),
+            Ok(Some(module)) => return Ok((module, ModuleSource::Cache)),
             Ok(None) => {}
             Err(reason) => tracing::debug!(
                 "recompiling: cache entry {} is unusable: {reason}",
@@ -99,7 +105,7 @@ impl ModuleCache {
             // A read-only or full cache directory only costs the next run a compile.
             tracing::debug!("cannot write cache entry {}: {e}", path.display());
         }
-        Ok(module)
+        Ok((module, ModuleSource::Compiled))
     }
 
     /// Ok(None): no entry. Err: an entry that must not be used.

@@ -1,5 +1,7 @@
-//! The wasmtime host: compiles modules (through the on-disk cache), checks they fit the ABI,
-//! and runs each call in a fresh, sandboxed store.
+//! The wasmtime host: loads modules, checks they fit the ABI, and runs each call in a fresh,
+//! sandboxed store. The built-in modules are loaded as build.rs precompiled them (no compile at
+//! run time); `--policy` modules, and built-ins this host cannot load precompiled, are compiled
+//! through the on-disk cache.
 //!
 //! Sandbox: a module may import nothing (no WASI, no host functions), so all it can do is compute
 //! on the bytes it is handed. Each store has a fuel budget (deterministic), an epoch deadline
@@ -15,10 +17,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 use wasmtime::{
-    Config, Engine, ExternType, Instance, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
-    ValType,
+    Engine, ExternType, Instance, Module, Precompiled, Store, StoreLimits, StoreLimitsBuilder,
+    Trap, ValType,
 };
 
+use super::builtin::Builtin;
 use super::cache::ModuleCache;
 use super::{Finding, Metadata, ObjectRef, PolicyRun, Report, RuleInfo, Severity, SUPPORTED_ABI};
 use crate::render::Bundle;
@@ -135,12 +138,25 @@ impl PolicyError {
     }
 }
 
+/// Where a module's native code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleSource {
+    /// Compiled by build.rs and embedded in the binary (the built-in policies).
+    Precompiled,
+    /// Read from the on-disk cache of compiled modules.
+    Cache,
+    /// JIT-compiled by this process (then written to the cache, when there is one).
+    Compiled,
+}
+
 /// A compiled module that fits the ABI.
 #[derive(Clone)]
 pub struct Policy {
     /// `builtin:NAME` or the file path.
     pub label: String,
     pub metadata: Metadata,
+    /// Where its code came from.
+    pub source: ModuleSource,
     module: Module,
 }
 
@@ -149,6 +165,7 @@ impl std::fmt::Debug for Policy {
         f.debug_struct("Policy")
             .field("label", &self.label)
             .field("metadata", &self.metadata)
+            .field("source", &self.source)
             .finish()
     }
 }
@@ -227,11 +244,9 @@ impl Call {
 
 impl PolicyEngine {
     pub fn new(options: EngineOptions) -> anyhow::Result<PolicyEngine> {
-        let mut config = Config::new();
-        config.consume_fuel(true).epoch_interruption(true);
-        // Policies are small and run once per command: compile fast rather than optimise hard.
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = Engine::new(&config)
+        // The configuration build.rs precompiled the built-in policies with.
+        let engine = super::engine_config::config(None)
+            .and_then(|config| Engine::new(&config))
             .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -260,18 +275,76 @@ impl PolicyEngine {
         &self.limits
     }
 
-    /// The built-in policies embedded in the binary.
+    /// The built-in policies embedded in the binary, as build.rs precompiled them.
     pub fn load_builtins(&self) -> Result<Vec<Policy>, PolicyError> {
+        let load = |b: &Builtin| {
+            let label = format!("builtin:{}", b.name);
+            match b.precompiled {
+                // SAFETY: the code is build.rs's `Engine::precompile_module` output for these
+                // very modules, embedded in this binary at build time: our own build output,
+                // never read from outside the binary.
+                Some(code) => unsafe { self.load_precompiled(&label, code, b.wasm) },
+                None => {
+                    tracing::info!(
+                        "{label}: this binary was built without its precompiled code; compiling it"
+                    );
+                    self.load(&label, b.wasm)
+                }
+            }
+        };
+        let builtins = super::builtin::BUILTIN;
+        if builtins.iter().all(|b| b.precompiled.is_some()) {
+            // Loading precompiled code takes microseconds: threads would cost more than they save.
+            return builtins.iter().map(load).collect();
+        }
         std::thread::scope(|s| {
-            let handles: Vec<_> = super::builtin::BUILTIN
-                .iter()
-                .map(|(name, wasm)| s.spawn(move || self.load(&format!("builtin:{name}"), wasm)))
-                .collect();
+            let handles: Vec<_> = builtins.iter().map(|b| s.spawn(move || load(b))).collect();
             handles
                 .into_iter()
                 .map(|h| h.join().expect("loading a policy does not panic"))
                 .collect()
         })
+    }
+
+    /// A module from its precompiled code (`Engine::precompile_module` output), or from `wasm`
+    /// when this host cannot load that code (another wasmtime, other engine settings, CPU
+    /// features this machine lacks); the fallback is logged at info level (`-v`) and goes
+    /// through the on-disk cache.
+    ///
+    /// # Safety
+    ///
+    /// `code` is run as machine code without being verified: it must be, byte for byte, what
+    /// `Engine::precompile_module` (or `Module::serialize`) produced, or bytes that are not a
+    /// precompiled module at all (those are detected and refused). Never pass bytes from outside.
+    pub unsafe fn load_precompiled(
+        &self,
+        label: &str,
+        code: &[u8],
+        wasm: &[u8],
+    ) -> Result<Policy, PolicyError> {
+        let module = match Engine::detect_precompiled(code) {
+            // SAFETY: the caller vouches that `code` is untampered `precompile_module` output,
+            // which is what `Module::deserialize` requires; wasmtime still checks that it was
+            // compiled by this wasmtime version, for this target and with settings this engine
+            // can run, and refuses it otherwise.
+            Some(Precompiled::Module) => unsafe { Module::deserialize(&self.engine, code) },
+            _ => Err(wasmtime::Error::msg(
+                "the bytes are not a precompiled module",
+            )),
+        };
+        match module {
+            Ok(module) => self.check(label, module, ModuleSource::Precompiled),
+            Err(e) => {
+                tracing::info!(
+                    "{label}: cannot use its precompiled code on this host ({e:#}); compiling it{}",
+                    match &self.cache {
+                        Some(cache) => format!(" (cached in {})", cache.dir().display()),
+                        None => String::new(),
+                    }
+                );
+                self.load(label, wasm)
+            }
+        }
     }
 
     /// A module from a file (`--policy FILE.wasm`).
@@ -286,17 +359,28 @@ impl PolicyEngine {
     /// Compiles (or loads from the cache) and checks a module: no imports, the ABI's exports with
     /// their signatures, a supported ABI version and well-formed metadata.
     pub fn load(&self, label: &str, wasm: &[u8]) -> Result<Policy, PolicyError> {
-        let err = |kind, msg: String| PolicyError::new(label, kind, msg);
-        let module = match &self.cache {
+        let (module, source) = match &self.cache {
             Some(cache) => cache.get_or_compile(wasm),
-            None => Module::new(&self.engine, wasm),
+            None => Module::new(&self.engine, wasm).map(|m| (m, ModuleSource::Compiled)),
         }
         .map_err(|e| {
-            err(
+            PolicyError::new(
+                label,
                 PolicyErrorKind::Compile,
                 format!("not a valid WebAssembly module: {e:#}"),
             )
         })?;
+        self.check(label, module, source)
+    }
+
+    /// Checks that a module fits the ABI and reads its metadata.
+    fn check(
+        &self,
+        label: &str,
+        module: Module,
+        source: ModuleSource,
+    ) -> Result<Policy, PolicyError> {
+        let err = |kind, msg: String| PolicyError::new(label, kind, msg);
 
         if let Some(import) = module.imports().next() {
             let n = module.imports().len();
@@ -385,6 +469,7 @@ impl PolicyEngine {
         Ok(Policy {
             label: label.to_string(),
             metadata,
+            source,
             module,
         })
     }

@@ -1,15 +1,24 @@
 //! Maps a finding (object + JSON pointer into the rendered object) back to file:line of the spec,
 //! through the object's [`Origin`](crate::source::Origin).
 
+use std::collections::HashMap;
+
 use crate::render::Bundle;
 use crate::source::Location;
 
-use super::Report;
+use super::{ObjectKey, Report};
 
-/// Fills in `location` for every finding whose object is in the bundle.
+/// Fills in `location` for every finding whose object is in the bundle. The bundle is indexed
+/// once, so this is linear in findings + objects (a scan per finding was quadratic).
 pub fn locate(report: &mut Report, bundle: &Bundle) {
+    let mut index: HashMap<ObjectKey<'_>, usize> = HashMap::with_capacity(bundle.objects.len());
+    for (i, o) in bundle.objects.iter().enumerate() {
+        // The first object of a name wins, as a scan in bundle order would find it.
+        index.entry(ObjectKey::of_value(&o.object)).or_insert(i);
+    }
     for f in &mut report.findings {
-        if let Some(o) = bundle.objects.iter().find(|o| f.object.matches(&o.object)) {
+        if let Some(&i) = index.get(&ObjectKey::of_ref(&f.object)) {
+            let o = &bundle.objects[i];
             f.location = Some(Location {
                 file: o.origin.file.clone(),
                 line: o.origin.line_of(&f.path).max(1),

@@ -1,13 +1,16 @@
 //! Policy: evaluates the rendered bundle with WebAssembly policy modules (built-in and the user's).
 //!
 //! The ABI a module implements is documented in `policies/README.md`. The host side here:
-//! [`engine`] compiles, sandboxes and calls modules; [`cache`] keeps compiled modules on disk;
+//! [`engine`] loads, sandboxes and calls modules, with the wasmtime settings of
+//! [`engine_config`]; [`builtin`] holds the built-in modules, precompiled by build.rs;
+//! [`cache`] keeps compiled `--policy` modules on disk;
 //! [`settings`] reads `--policy-settings`; [`waiver`] applies written-reason exceptions;
 //! [`location`] maps findings back to file:line of the spec; [`run`] runs what a command asks for.
 
 pub mod builtin;
 pub mod cache;
 pub mod engine;
+pub mod engine_config;
 pub mod location;
 mod run;
 pub mod settings;
@@ -18,7 +21,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use engine::{EngineOptions, Limits, Policy, PolicyEngine, PolicyError, PolicyErrorKind};
+pub use engine::{
+    EngineOptions, Limits, ModuleSource, Policy, PolicyEngine, PolicyError, PolicyErrorKind,
+};
 pub use run::{run, PolicyOptions};
 pub use settings::PolicySettings;
 pub use waiver::Waiver;
@@ -76,24 +81,50 @@ pub struct ObjectRef {
 
 impl ObjectRef {
     pub fn of(object: &Value) -> ObjectRef {
-        let s = |p: &str| {
-            object
-                .pointer(p)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let key = ObjectKey::of_value(object);
         ObjectRef {
-            api_version: s("/apiVersion").unwrap_or_default(),
+            api_version: object
+                .pointer("/apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            kind: key.kind.to_string(),
+            namespace: key.namespace.map(str::to_string),
+            name: key.name.to_string(),
+        }
+    }
+
+    /// Same object, ignoring apiVersion (a policy may not know the group version).
+    pub fn matches(&self, object: &Value) -> bool {
+        ObjectKey::of_ref(self) == ObjectKey::of_value(object)
+    }
+}
+
+/// What identifies an object when a finding or a waiver names it: kind, namespace and name, not
+/// apiVersion (a policy may not know the group version). Borrowed, to index a bundle by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ObjectKey<'a> {
+    pub kind: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+}
+
+impl<'a> ObjectKey<'a> {
+    pub fn of_value(object: &'a Value) -> ObjectKey<'a> {
+        let s = |p: &str| object.pointer(p).and_then(Value::as_str);
+        ObjectKey {
             kind: s("/kind").unwrap_or_default(),
             namespace: s("/metadata/namespace"),
             name: s("/metadata/name").unwrap_or_default(),
         }
     }
 
-    /// Same object, ignoring apiVersion (a policy may not know the group version).
-    pub fn matches(&self, object: &Value) -> bool {
-        let other = ObjectRef::of(object);
-        other.kind == self.kind && other.name == self.name && other.namespace == self.namespace
+    pub fn of_ref(object: &'a ObjectRef) -> ObjectKey<'a> {
+        ObjectKey {
+            kind: &object.kind,
+            namespace: object.namespace.as_deref(),
+            name: &object.name,
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! Two ways to write one: the annotation `policy.kubectl-redis.io/waive-<rule-id>: "<reason>"` on
 //! the object, or a spec-level waiver the spec loader turns into a [`Waiver`].
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::bail;
 
 use super::{ObjectRef, Report};
@@ -67,14 +69,18 @@ pub fn from_bundle(bundle: &Bundle) -> Vec<Waiver> {
     out
 }
 
-/// Marks the findings the waivers cover as suppressed.
+/// Marks the findings the waivers cover as suppressed: the first waiver, in `waivers` order, of
+/// the finding's rule that is for every object or names the finding's object (a waiver without
+/// a namespace names the object in any namespace). The waivers are indexed once, so this is
+/// linear in findings + waivers.
 pub fn apply(report: &mut Report, waivers: &[Waiver]) -> anyhow::Result<()> {
+    let rules: HashSet<&str> = report.rules.iter().map(|(_, r)| r.id.as_str()).collect();
     for w in waivers {
         if w.reason.trim().is_empty() {
             bail!("the waiver of rule `{}` ({}) has no reason; write down why the rule does not apply", w.rule, w.source);
         }
-        if !report.rules.iter().any(|(_, r)| r.id == w.rule) {
-            let mut known: Vec<&str> = report.rules.iter().map(|(_, r)| r.id.as_str()).collect();
+        if !rules.contains(w.rule.as_str()) {
+            let mut known: Vec<&str> = rules.iter().copied().collect();
             known.sort_unstable();
             bail!(
                 "the waiver of rule `{}` ({}) names no rule of the loaded policies (rules: {})",
@@ -84,15 +90,35 @@ pub fn apply(report: &mut Report, waivers: &[Waiver]) -> anyhow::Result<()> {
             );
         }
     }
+    // (rule, kind, name, namespace as written in the waiver) → the first such waiver; the
+    // object None stands for "every object" (spec waivers), keyed by the rule alone.
+    type Key<'a> = (&'a str, Option<(&'a str, &'a str, Option<&'a str>)>);
+    let mut first: HashMap<Key<'_>, usize> = HashMap::with_capacity(waivers.len());
+    for (i, w) in waivers.iter().enumerate() {
+        let object = w
+            .object
+            .as_ref()
+            .map(|o| (o.kind.as_str(), o.name.as_str(), o.namespace.as_deref()));
+        first.entry((w.rule.as_str(), object)).or_insert(i);
+    }
     for f in &mut report.findings {
-        let waiver = waivers.iter().find(|w| {
-            w.rule == f.rule
-                && w.object.as_ref().is_none_or(|o| {
-                    o.kind == f.object.kind
-                        && o.name == f.object.name
-                        && (o.namespace.is_none() || o.namespace == f.object.namespace)
-                })
-        });
+        let (rule, kind, name) = (
+            f.rule.as_str(),
+            f.object.kind.as_str(),
+            f.object.name.as_str(),
+        );
+        let namespace = f.object.namespace.as_deref();
+        let keys = [
+            Some((rule, None)),
+            Some((rule, Some((kind, name, None)))),
+            namespace.map(|ns| (rule, Some((kind, name, Some(ns))))),
+        ];
+        let waiver = keys
+            .into_iter()
+            .flatten()
+            .filter_map(|key| first.get(&key).copied())
+            .min()
+            .map(|i| &waivers[i]);
         if let Some(w) = waiver {
             f.suppressed = Some(super::Suppression {
                 reason: w.reason.trim().to_string(),

@@ -58,6 +58,30 @@ fn the_cluster_spec_checks_clean() {
 }
 
 #[test]
+fn a_cold_check_compiles_nothing_and_writes_no_cache() {
+    // The built-in policies run from the code build.rs precompiled: with an empty cache
+    // directory, nothing is compiled (-v would say so) and nothing is written.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::cargo_bin("kubectl-redis")
+        .expect("binary built")
+        .args(["-v", "check", "-f", "specs/redis-cluster.yaml"])
+        .current_dir(root())
+        .env("KUBECTL_REDIS_CACHE_DIR", dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("compiling"), "{err}");
+    let written: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("cache dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(written.is_empty(), "the cache was written: {written:?}");
+}
+
+#[test]
 fn the_single_redis_seed_checks_with_warnings_only() {
     let (code, out, err) = check(&["-f", "specs/redis-single"]);
     assert_eq!(code, 0, "{out}{err}");

@@ -1,11 +1,15 @@
 //! The compiled-module cache: a warm load deserializes instead of compiling, and a damaged entry
-//! is recompiled and replaced, never trusted.
+//! is recompiled and replaced, never trusted. The built-in policies load from the code build.rs
+//! precompiled, and never touch the cache unless that code cannot be used.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use kubectl_redis::policy::cache::ModuleCache;
-use kubectl_redis::policy::{EngineOptions, Limits, PolicyEngine, PolicySettings};
+use kubectl_redis::policy::{
+    engine_config, EngineOptions, Limits, ModuleSource, PolicyEngine, PolicySettings,
+};
 use kubectl_redis::render::{Bundle, RenderedObject};
 
 const OUT: &str = r#"{"findings":[{"rule":"r","severity":"deny","object":{"apiVersion":"v1","kind":"ConfigMap","name":"cm"},"path":"/data","message":"cached"}]}"#;
@@ -47,23 +51,155 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Loads the module through a fresh engine and checks it still works.
-fn load_and_run(dir: &Path) {
-    let engine = engine(dir);
-    let policy = engine.load("cached.wasm", &module()).expect("loads");
+fn bundle() -> Bundle {
     let object =
         serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}});
-    let bundle = Bundle {
+    Bundle {
         objects: vec![RenderedObject {
             object,
             origin: Default::default(),
         }],
         ..Default::default()
-    };
+    }
+}
+
+/// Loads the module through a fresh engine and checks it still works.
+fn load_and_run(dir: &Path) {
+    let engine = engine(dir);
+    let policy = engine.load("cached.wasm", &module()).expect("loads");
     let report = engine
-        .evaluate(&bundle, &[policy], &PolicySettings::default())
+        .evaluate(&bundle(), &[policy], &PolicySettings::default())
         .expect("evaluates");
     assert_eq!(report.findings[0].message, "cached");
+}
+
+/// Everything under the cache directory, temporary files included.
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Runs `f` with the info-level log (what `-v` shows) captured; returns its result and the log.
+fn info_log<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let log = Arc::clone(&log);
+        move || LogWriter(Arc::clone(&log))
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let log = String::from_utf8(log.lock().expect("log lock").clone()).expect("UTF-8 log");
+    (out, log)
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn builtin_policies_load_precompiled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine(dir.path());
+    let policies = engine.load_builtins().expect("the built-in policies load");
+    assert!(!policies.is_empty());
+    for p in &policies {
+        // Not compiled here, nor read from the cache: the code build.rs embedded, as it is.
+        assert_eq!(
+            p.source,
+            ModuleSource::Precompiled,
+            "{} did not load from its precompiled code; do build.rs and the engine still share \
+             engine_config.rs?",
+            p.label
+        );
+    }
+    let report = engine
+        .evaluate(&bundle(), &policies, &PolicySettings::default())
+        .expect("the precompiled policies run");
+    assert_eq!(report.policies.len(), policies.len());
+    assert_eq!(
+        all_files(dir.path()),
+        Vec::<PathBuf>::new(),
+        "nothing is written to the cache"
+    );
+}
+
+#[test]
+fn code_precompiled_with_the_shared_configuration_loads() {
+    // What build.rs does: the configuration of engine_config.rs, for the target's baseline CPU.
+    let config = engine_config::config(Some(env!("KR_TARGET"))).expect("config");
+    let code = wasmtime::Engine::new(&config)
+        .expect("engine")
+        .precompile_module(&module())
+        .expect("precompiles");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // SAFETY: `code` is `precompile_module` output, made just above.
+    let policy = unsafe { engine(dir.path()).load_precompiled("cached.wasm", &code, &module()) }
+        .expect("loads");
+    assert_eq!(policy.source, ModuleSource::Precompiled);
+    assert_eq!(all_files(dir.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn precompiled_code_the_engine_refuses_falls_back_to_the_cache() {
+    // Compiled without fuel and epochs: wasmtime refuses it for this engine, as it would code
+    // for CPU features this host lacks. So are bytes that are no precompiled module at all.
+    let other = wasmtime::Engine::new(&wasmtime::Config::new())
+        .expect("engine")
+        .precompile_module(&module())
+        .expect("precompiles");
+    for code in [other, b"not precompiled".to_vec()] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A fresh engine each time, as each command starts one.
+        let fresh = || engine(dir.path());
+        // SAFETY: `code` is `precompile_module` output, or not a precompiled module at all.
+        let load = |engine: &PolicyEngine| unsafe {
+            engine.load_precompiled("cached.wasm", &code, &module())
+        };
+        let (policy, log) = info_log(|| load(&fresh()));
+        let policy = policy.expect("falls back to compiling");
+        assert_eq!(policy.source, ModuleSource::Compiled);
+        // At info level, which `-v` shows.
+        assert!(
+            log.contains("cached.wasm: cannot use its precompiled code on this host")
+                && log.contains("compiling it (cached in "),
+            "{log}"
+        );
+        assert_eq!(
+            entries(dir.path()).len(),
+            1,
+            "the compiled module is cached"
+        );
+        let warm = fresh();
+        let policy = load(&warm).expect("loads from the cache");
+        assert_eq!(policy.source, ModuleSource::Cache);
+        let report = warm
+            .evaluate(&bundle(), &[policy], &PolicySettings::default())
+            .expect("evaluates");
+        assert_eq!(report.findings[0].message, "cached");
+    }
 }
 
 #[test]
