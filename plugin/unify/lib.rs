@@ -1,0 +1,1 @@
+//! Empty: this crate only turns on features (see its Cargo.toml).
