@@ -33,7 +33,7 @@ fn main() {
         "cargo:rerun-if-changed={}",
         policies.join("Cargo.lock").display()
     );
-    for dir in names.iter().map(String::as_str).chain(["sdk", "examples"]) {
+    for dir in names.iter().map(String::as_str).chain(["abi", "sdk", "examples"]) {
         println!("cargo:rerun-if-changed={}", policies.join(dir).display());
     }
     println!("cargo:rerun-if-changed=src/policy/engine_config.rs");
@@ -134,6 +134,9 @@ fn main() {
         "cargo:rustc-env=KR_EXAMPLE_POLICY_WASM={}",
         example.display()
     );
+    // The module that echoes the ABI (policies/examples/abi-echo), for the round-trip test.
+    let echo = release.join("policy_abi_echo.wasm");
+    println!("cargo:rustc-env=KR_ABI_ECHO_WASM={}", echo.display());
     std::fs::write(out_dir.join("builtin_policies.rs"), generated)
         .expect("cannot write builtin_policies.rs");
 }
@@ -183,7 +186,8 @@ fn precompile(names: &[String], wasm: &[PathBuf], dir: &Path) -> Vec<Option<Path
     })
 }
 
-/// The policy crates: every directory of policies/ with a Cargo.toml, except the SDK.
+/// The policy crates: every directory of policies/ with a Cargo.toml, except the SDK and the ABI
+/// crate it is built on.
 fn policy_crates(policies: &Path) -> Vec<String> {
     let entries = std::fs::read_dir(policies)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", policies.display()));
@@ -191,7 +195,7 @@ fn policy_crates(policies: &Path) -> Vec<String> {
         .filter_map(Result::ok)
         .filter(|e| e.path().join("Cargo.toml").is_file())
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n != "sdk")
+        .filter(|n| n != "sdk" && n != "abi")
         .collect();
     names.sort();
     names

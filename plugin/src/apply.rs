@@ -205,20 +205,32 @@ pub async fn execute(
     }
     // Prune last, in reverse dependency order (the plan lists them that way).
     for object in plan.objects.iter().filter(|o| o.action == Action::Destroy) {
-        k8s::delete_and_wait(
-            connection,
-            &object.desired,
-            &k8s::cascade(object.kind()),
-            deadline,
-        )
-        .await?;
-        events.emit(Event::Wrote {
-            action: Action::Destroy,
-            object: object.describe(),
-        });
+        delete_planned(connection, object, deadline, events).await?;
         writes += 1;
     }
     Ok(writes)
+}
+
+/// Deletes an object the plan destroys (its dependents as [`k8s::cascade`] says), waits until
+/// it is gone, and says so.
+pub(crate) async fn delete_planned(
+    connection: &Connection,
+    object: &ObjectPlan,
+    deadline: Instant,
+    events: &dyn Events,
+) -> anyhow::Result<()> {
+    k8s::delete_and_wait(
+        connection,
+        &object.desired,
+        &k8s::cascade(object.kind()),
+        deadline,
+    )
+    .await?;
+    events.emit(Event::Wrote {
+        action: Action::Destroy,
+        object: object.describe(),
+    });
+    Ok(())
 }
 
 async fn apply_object(

@@ -12,7 +12,7 @@ use crate::k8s::{self, ConnectOptions, Connection};
 use crate::ownership;
 use crate::ownership::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::{self, Action, ObjectPlan, Plan};
-use crate::progress::{Event, Events};
+use crate::progress::Events;
 use crate::render::{self, apply_rank};
 use crate::spec;
 use crate::wait::{poll_until, Poll};
@@ -66,17 +66,7 @@ pub async fn execute(
     let connection = &destroy.connection;
     let plan = &destroy.plan;
     for object in plan.objects.iter().filter(|o| o.action == Action::Destroy) {
-        k8s::delete_and_wait(
-            connection,
-            &object.desired,
-            &k8s::cascade(object.kind()),
-            deadline,
-        )
-        .await?;
-        events.emit(Event::Wrote {
-            action: Action::Destroy,
-            object: object.describe(),
-        });
+        crate::apply::delete_planned(connection, object, deadline, events).await?;
         if object.kind() == "StatefulSet" {
             wait_for_pods_gone(connection, &object.desired, deadline).await?;
         }

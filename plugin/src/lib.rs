@@ -1,9 +1,9 @@
 //! kubectl-redis: a declarative Redis Cluster on Kubernetes, as a library of pipeline stages.
 //!
-//! The data flows `spec` (load + validate input, positions from `source`) → `render`
+//! The data flows `spec` (load + validate input, files and positions from `input`) → `render`
 //! (Kubernetes objects) → `policy` (wasm evaluation) → `plan` (live diff by server-side dry
 //! run) → `apply` (server-side apply, ordering, waits) → `cluster` (the Redis step: form,
-//! verify, heal, scale) → `output` (reports as text, json, sarif, github). `k8s`,
+//! verify, heal, scale) → `report` (text, json, sarif, github, style, redaction). `k8s`,
 //! `ownership`, `fanout` and `wait` serve the stages that talk to the cluster.
 //!
 //! The library never parses flags, prompts or prints: stages take option structs and return
@@ -14,15 +14,13 @@ pub mod apply;
 pub mod cluster;
 pub mod destroy;
 pub mod fanout;
+pub mod input;
 pub mod k8s;
-pub mod output;
 pub mod ownership;
 pub mod plan;
 pub mod policy;
 pub mod progress;
-pub mod redact;
 pub mod render;
-pub mod source;
+pub mod report;
 pub mod spec;
-pub mod style;
 pub mod wait;

@@ -19,10 +19,10 @@ use crate::cluster::step::{self, Via};
 use crate::k8s::{self, ConnectOptions, Connection, InvalidCause, FIELD_MANAGER};
 use crate::ownership;
 use crate::policy::{PolicyOptions, Report};
-use crate::redact;
 use crate::render::{self, Bundle, RenderedObject};
+use crate::report::redact;
+use crate::report::style::Style;
 use crate::spec;
-use crate::style::Style;
 
 /// A plan ready to show or apply, with the connection it was computed over.
 pub struct Prepared {

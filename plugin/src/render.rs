@@ -22,13 +22,14 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::input::{Location, Origin, SpecError};
 use crate::ownership::{self, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
-use crate::source::{Location, Origin, SpecError};
 use crate::spec::{ReclaimPolicy, RedisCluster, Spec, SpecKind};
 
 /// StatefulSet annotations that tell policies and `apply` the intended cluster shape.
-pub const MASTERS_ANNOTATION: &str = "redis.kubectl-redis.io/masters";
-pub const REPLICAS_PER_MASTER_ANNOTATION: &str = "redis.kubectl-redis.io/replicas-per-master";
+pub use kr_policy_abi::annotations::{
+    MASTERS as MASTERS_ANNOTATION, REPLICAS_PER_MASTER as REPLICAS_PER_MASTER_ANNOTATION,
+};
 /// Pod-template annotation holding a hash of the ConfigMap, so a config change rolls the pods.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "redis.kubectl-redis.io/config-checksum";
 

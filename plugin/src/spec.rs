@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::source::{self, Document, Origin, SpecError};
+use crate::input::{self, Document, Origin, SpecError};
 
 /// The apiVersion of the project's own document.
 pub const API_VERSION: &str = "kubectl-redis.io/v1alpha1";
@@ -212,7 +212,7 @@ impl RedisCluster {
 
 /// Loads every document of every input, validating each against its schema.
 pub fn load(paths: &[PathBuf]) -> Result<Spec, SpecError> {
-    let documents = source::read_inputs(paths)?;
+    let documents = input::read_inputs(paths)?;
     let mut items = Vec::with_capacity(documents.len());
     // By value: each document (text, parsed value) is freed once its item is made.
     for document in documents {
@@ -455,7 +455,7 @@ fn deepest_field_on_line(document: &Document, line: usize, within: Option<&str>)
         .field_lines
         .iter()
         .filter(|(_, field_line)| **field_line == line)
-        .map(|(pointer, _)| source::dotted(pointer))
+        .map(|(pointer, _)| input::dotted(pointer))
         .filter(|field| within.is_none_or(|parent| field.starts_with(parent)))
         .max_by_key(String::len)
 }
@@ -657,50 +657,18 @@ pub fn validate_dns_subdomain(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Kubernetes quantity syntax: a decimal number with an optional binary (Ki..Ei), decimal
-/// (n, u, m, k, M, G, T, P, E) or exponent suffix. `1Gb` and `1 Gi` are not quantities.
+/// A Kubernetes quantity (the grammar of apimachinery's `resource.ParseQuantity`, shared with
+/// the policies through `kr_policy_abi::quantity`), not negative. `1Gb` and `1 Gi` are not
+/// quantities.
 pub fn validate_quantity(quantity: &str) -> Result<(), String> {
-    let digits_end = quantity
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(quantity.len());
-    let (number, suffix) = quantity.split_at(digits_end);
-    let unsigned = number.strip_prefix(['+', '-']).unwrap_or(number);
-    let number_ok = !unsigned.is_empty()
-        && unsigned.matches('.').count() <= 1
-        && unsigned.chars().any(|c| c.is_ascii_digit())
-        && unsigned.chars().all(|c| c.is_ascii_digit() || c == '.');
-    let exponent_ok = |exponent: &str| {
-        let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-        !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
-    };
-    let suffix_ok = matches!(
-        suffix,
-        "" | "Ki"
-            | "Mi"
-            | "Gi"
-            | "Ti"
-            | "Pi"
-            | "Ei"
-            | "n"
-            | "u"
-            | "m"
-            | "k"
-            | "M"
-            | "G"
-            | "T"
-            | "P"
-            | "E"
-    ) || suffix.strip_prefix(['e', 'E']).is_some_and(exponent_ok);
-    if !number_ok || !suffix_ok {
-        return Err(format!(
-            "`{quantity}` is not a Kubernetes quantity: write a number with a suffix such as \
-             `1Gi`, `512Mi` or `10G` (binary suffixes Ki Mi Gi Ti Pi Ei, decimal k M G T P E)"
-        ));
+    match kr_policy_abi::quantity::parse(quantity) {
+        Ok(q) if q.is_negative() => Err(format!("`{quantity}` must not be negative")),
+        Ok(_) => Ok(()),
+        Err(why) => Err(format!(
+            "`{quantity}` is not a Kubernetes quantity ({why}): write a number with a suffix \
+             such as `1Gi`, `512Mi` or `10G` (binary suffixes Ki Mi Gi Ti Pi Ei, decimal k M G T P E)"
+        )),
     }
-    if number.starts_with('-') {
-        return Err(format!("`{quantity}` must not be negative"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -709,7 +677,9 @@ mod tests {
 
     #[test]
     fn quantities() {
-        for good in ["1Gi", "512Mi", "10G", "1", "0.5Gi", "1e3", "100m"] {
+        for good in [
+            "1Gi", "512Mi", "10G", "1", "0.5Gi", "1e3", "100m", "+1Gi", "100u", ".5Gi",
+        ] {
             assert!(validate_quantity(good).is_ok(), "{good}");
         }
         for bad in ["1Gb", "1 Gi", "Gi", "", "1.2.3Gi", "1e", "-1Gi", "1GiB"] {

@@ -14,11 +14,11 @@ pub fn deadline_after(timeout: Duration) -> anyhow::Result<Instant> {
     })
 }
 
-/// What a poll found: done with a value, or not yet, with a description of the state for the
-/// timeout message.
-pub enum Poll<T> {
+/// What a poll found: done with a value, or not yet, with the state seen (by default a
+/// description of it, for the timeout message).
+pub enum Poll<T, S = String> {
     Ready(T),
-    Pending(String),
+    Pending(S),
 }
 
 /// A wait that reached its deadline: what was awaited and the last state seen. Callers that add
@@ -36,22 +36,38 @@ pub async fn poll_until<T, F, Fut>(
     deadline: Instant,
     every: Duration,
     what: &str,
-    mut check: F,
+    check: F,
 ) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Poll<T>>>,
 {
+    poll_last(deadline, every, check).await?.map_err(|state| {
+        TimedOut {
+            what: what.to_string(),
+            state,
+        }
+        .into()
+    })
+}
+
+/// [`poll_until`] for callers with an error of their own on timeout: `Ok(Err(state))` is the last
+/// state seen when `deadline` passed (a cluster report, say, that the caller explains).
+pub async fn poll_last<T, S, F, Fut>(
+    deadline: Instant,
+    every: Duration,
+    mut check: F,
+) -> anyhow::Result<Result<T, S>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Poll<T, S>>>,
+{
     loop {
         match check().await? {
-            Poll::Ready(value) => return Ok(value),
+            Poll::Ready(value) => return Ok(Ok(value)),
             Poll::Pending(state) => {
                 if Instant::now() >= deadline {
-                    return Err(TimedOut {
-                        what: what.to_string(),
-                        state,
-                    }
-                    .into());
+                    return Ok(Err(state));
                 }
             }
         }

@@ -4,13 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 
 use super::observe::{observe, Observation, PodError, PodState};
 use super::resp::Reply;
 use super::topology::Topology;
 use super::transport::{show_cmd, Cmd, RedisTransport};
-use super::verify::Report;
+use super::verify::{verify, Report};
+use crate::wait::{poll_last, Poll};
 
 #[derive(Debug, Clone)]
 pub struct FormOptions {
@@ -69,35 +70,62 @@ pub(crate) async fn observe_all(
     deadline: Instant,
     poll: Duration,
 ) -> Result<Observation> {
-    loop {
-        let obs = observe(t, topo).await;
-        let bad: Vec<&PodState> = obs.pods.iter().filter(|p| !p.ok()).collect();
-        if bad.is_empty() {
-            return Ok(obs);
-        }
-        // Cluster mode off will not fix itself by waiting.
-        if let Some(p) = bad
-            .iter()
-            .find(|p| p.error == Some(PodError::ClusterModeOff))
-        {
-            bail!(ClusterError::Refused(format!(
-                "{}: {}",
-                p.pod.name,
-                PodError::ClusterModeOff
-            )));
-        }
-        if Instant::now() >= deadline {
+    let waited = poll_last(
+        deadline,
+        poll.max(Duration::from_millis(200)),
+        || async move {
+            let obs = observe(t, topo).await;
+            let bad: Vec<&PodState> = obs.pods.iter().filter(|p| !p.ok()).collect();
+            if bad.is_empty() {
+                return Ok(Poll::Ready(obs));
+            }
+            // Cluster mode off will not fix itself by waiting.
+            if let Some(p) = bad
+                .iter()
+                .find(|p| p.error == Some(PodError::ClusterModeOff))
+            {
+                bail!(ClusterError::Refused(format!(
+                    "{}: {}",
+                    p.pod.name,
+                    PodError::ClusterModeOff
+                )));
+            }
             let list: Vec<String> = bad
                 .iter()
                 .filter_map(|p| Some(format!("  - {}: {}", p.pod.name, p.error.as_ref()?)))
                 .collect();
-            bail!(
-                "pods did not answer before the deadline:\n{}",
-                list.join("\n")
-            );
-        }
-        tokio::time::sleep(poll.max(Duration::from_millis(200))).await;
-    }
+            Ok(Poll::Pending(list))
+        },
+    )
+    .await?;
+    waited.map_err(|list| {
+        anyhow!(
+            "pods did not answer before the deadline:\n{}",
+            list.join("\n")
+        )
+    })
+}
+
+/// Wait until the cluster verifies healthy; on timeout a [`ClusterError::NotConverged`] that
+/// starts with `what` and carries the last report.
+pub(crate) async fn wait_converged(
+    t: &dyn RedisTransport,
+    topo: &Topology,
+    deadline: Instant,
+    poll: Duration,
+    what: &str,
+) -> Result<Report> {
+    let start = Instant::now();
+    let waited = poll_last(deadline, poll, || async move {
+        let report = verify(topo, &observe(t, topo).await);
+        Ok(if report.healthy {
+            Poll::Ready(report)
+        } else {
+            Poll::Pending(report)
+        })
+    })
+    .await?;
+    waited.map_err(|report| not_converged(what, start.elapsed(), report))
 }
 
 /// Runs commands on pods by name and logs what it changed.

@@ -6,14 +6,16 @@
 //! It never runs `CLUSTER RESET` or `FLUSHALL`: anything that would need them is a refusal.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::fanout;
+use crate::wait::{deadline_after, poll_last, poll_until, Poll};
 use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::decide::{check_safe, fixed_roles, missing_meets};
-use super::exec::{not_converged, observe_all, Exec, FormOptions};
+use super::exec::{not_converged, observe_all, wait_converged, Exec, FormOptions};
 use super::observe::{observe, Observation};
 use super::plan::{plan, Plan};
 use super::resp::Reply;
@@ -150,28 +152,34 @@ pub async fn ensure_cluster(
         }
         let ex = &ex;
         Some(async move {
-            loop {
+            let what = format!("{} to learn its master {} ({master_id})", r.pod, r.master);
+            let master_id = master_id.as_str();
+            poll_until(deadline, opts.poll, &what, || async move {
                 let addr = topo.addr(topo.pod(&r.pod).expect("planned pod"))?;
-                let c = cmd(["CLUSTER", "REPLICATE", master_id.as_str()]);
+                let c = cmd(["CLUSTER", "REPLICATE", master_id]);
                 let reply = t.pipeline(&addr, std::slice::from_ref(&c)).await?;
                 match &reply[0] {
-                    Reply::Error(e) if e.contains("Unknown node") || e.contains("only replicate a master") => {
-                        if Instant::now() >= deadline {
-                            bail!(
-                                "{}: never learnt its master {} ({master_id}) before the deadline: {e}",
-                                r.pod,
-                                r.master
-                            );
-                        }
-                        tokio::time::sleep(opts.poll).await;
+                    // Gossip has not brought the master's id here yet.
+                    Reply::Error(e)
+                        if e.contains("Unknown node") || e.contains("only replicate a master") =>
+                    {
+                        Ok(Poll::Pending(e.clone()))
                     }
-                    Reply::Error(e) => bail!("{}: CLUSTER REPLICATE {} ({master_id}) failed: {e}", r.pod, r.master),
+                    Reply::Error(e) => bail!(
+                        "{}: CLUSTER REPLICATE {} ({master_id}) failed: {e}",
+                        r.pod,
+                        r.master
+                    ),
                     _ => {
-                        ex.log(format!("{}: CLUSTER REPLICATE {master_id} ({})", r.pod, r.master));
-                        return Ok(());
+                        ex.log(format!(
+                            "{}: CLUSTER REPLICATE {master_id} ({})",
+                            r.pod, r.master
+                        ));
+                        Ok(Poll::Ready(()))
                     }
                 }
-            }
+            })
+            .await
         })
     });
     for r in fanout::all(futs).await {
@@ -223,26 +231,33 @@ async fn wait_formed(
     opts: &FormOptions,
 ) -> Result<Report> {
     let start = Instant::now();
-    let mut last_meet = Instant::now();
-    loop {
+    // Meets are repeated (at most once a second) until gossip has joined everyone.
+    let last_meet = &Mutex::new(Instant::now());
+    let waited = poll_last(deadline, opts.poll, || async move {
         let obs = observe(ex.t, topo).await;
         let report = verify(topo, &obs);
         if report.healthy {
-            return Ok(report);
+            return Ok(Poll::Ready(report));
         }
-        if Instant::now() >= deadline {
-            return Err(not_converged(
-                "the Redis Cluster did not converge",
-                start.elapsed(),
-                report,
-            ));
-        }
-        if last_meet.elapsed() >= Duration::from_secs(1) && obs.pods.iter().all(|p| p.ok()) {
+        let due = last_meet
+            .lock()
+            .map_or(true, |at| at.elapsed() >= Duration::from_secs(1));
+        if due && obs.pods.iter().all(|p| p.ok()) {
             meet(ex, &obs).await?;
-            last_meet = Instant::now();
+            if let Ok(mut at) = last_meet.lock() {
+                *at = Instant::now();
+            }
         }
-        tokio::time::sleep(opts.poll).await;
-    }
+        Ok(Poll::Pending(report))
+    })
+    .await?;
+    waited.map_err(|report| {
+        not_converged(
+            "the Redis Cluster did not converge",
+            start.elapsed(),
+            report,
+        )
+    })
 }
 
 /// Observe and verify, for `status` and for the check after `apply`.
@@ -257,19 +272,12 @@ pub async fn wait_healthy(
     topo: &Topology,
     opts: &FormOptions,
 ) -> Result<Report> {
-    let start = Instant::now();
-    loop {
-        let report = verify_cluster(t, topo).await;
-        if report.healthy {
-            return Ok(report);
-        }
-        if start.elapsed() >= opts.timeout {
-            return Err(not_converged(
-                "the Redis Cluster did not become healthy",
-                opts.timeout,
-                report,
-            ));
-        }
-        tokio::time::sleep(opts.poll).await;
-    }
+    wait_converged(
+        t,
+        topo,
+        deadline_after(opts.timeout)?,
+        opts.poll,
+        "the Redis Cluster did not become healthy",
+    )
+    .await
 }

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::fanout;
+use crate::wait::{poll_until, Poll};
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
 use super::decide::{check_safe, fixed_roles};
-use super::exec::{not_converged, observe_all, ClusterError, Exec, FormOptions};
+use super::exec::{observe_all, wait_converged, ClusterError, Exec, FormOptions};
 use super::nodes::even_ranges;
 use super::observe::{observe, Observation};
 use super::plan::plan;
@@ -282,28 +283,6 @@ pub(crate) async fn finish_open_slots(ex: &Exec<'_>, obs: &Observation) -> Resul
     Ok(true)
 }
 
-/// Wait until the cluster verifies healthy.
-pub(crate) async fn wait_converged(
-    t: &dyn RedisTransport,
-    topo: &Topology,
-    deadline: Instant,
-    opts: &FormOptions,
-    what: &str,
-) -> Result<Report> {
-    let start = Instant::now();
-    loop {
-        let obs = observe(t, topo).await;
-        let report = verify(topo, &obs);
-        if report.healthy {
-            return Ok(report);
-        }
-        if Instant::now() >= deadline {
-            return Err(not_converged(what, start.elapsed(), report));
-        }
-        tokio::time::sleep(opts.poll).await;
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ScaleInOutcome {
     pub departed: Vec<String>,
@@ -382,16 +361,20 @@ pub async fn scale_in(
             continue;
         };
         ex.run(r, vec![cmd(["CLUSTER", "FAILOVER"])]).await?;
-        loop {
-            let o = observe(t, topo).await;
-            if role_master(&o, r) && !role_master(&o, d) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!("{r}: manual failover from {d} did not complete before the deadline");
-            }
-            tokio::time::sleep(opts.poll).await;
-        }
+        poll_until(
+            deadline,
+            opts.poll,
+            &format!("{r} to take over from {d} (CLUSTER FAILOVER)"),
+            || async move {
+                let o = observe(t, topo).await;
+                Ok(if role_master(&o, r) && !role_master(&o, d) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(String::new())
+                })
+            },
+        )
+        .await?;
         staying_masters.push(r.clone());
     }
     obs = observe_all(t, topo, deadline, opts.poll).await?;
@@ -481,7 +464,7 @@ pub async fn scale_in(
         t,
         &keep_topo,
         deadline,
-        opts,
+        opts.poll,
         "the cluster did not settle after scale-in",
     )
     .await?;
@@ -501,25 +484,32 @@ async fn wait_slots_settled(
     opts: &FormOptions,
     departing: &[String],
 ) -> Result<Observation> {
-    loop {
-        let obs = observe_all(t, topo, deadline, opts.poll).await?;
-        let pod_of = obs.pod_of_id();
-        let busy = obs.pods.iter().any(|p| {
-            p.nodes.iter().any(|n| {
-                !n.slots.is_empty()
-                    && pod_of
-                        .get(&n.id)
-                        .is_some_and(|name| departing.contains(name))
-            })
-        });
-        if !busy {
-            return Ok(obs);
-        }
-        if Instant::now() >= deadline {
-            bail!("departing pods still own slots in some node's view after the deadline");
-        }
-        tokio::time::sleep(opts.poll).await;
-    }
+    poll_until(
+        deadline,
+        opts.poll,
+        "every node to see the departing pods without slots",
+        || async move {
+            let obs = observe_all(t, topo, deadline, opts.poll).await?;
+            let pod_of = obs.pod_of_id();
+            let holders: BTreeSet<&String> = obs
+                .pods
+                .iter()
+                .flat_map(|p| &p.nodes)
+                .filter(|n| !n.slots.is_empty())
+                .filter_map(|n| pod_of.get(&n.id))
+                .filter(|name| departing.contains(name))
+                .collect();
+            if holders.is_empty() {
+                return Ok(Poll::Ready(obs));
+            }
+            let holders: Vec<&str> = holders.into_iter().map(String::as_str).collect();
+            Ok(Poll::Pending(format!(
+                "some node's view still gives slots to {}",
+                holders.join(", ")
+            )))
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

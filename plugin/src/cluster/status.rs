@@ -5,7 +5,7 @@
 use super::diagnose::{Cause, Severity};
 use super::step::ClusterTarget;
 use super::verify::{count, PodRow, Report};
-use crate::style::Style;
+use crate::report::style::Style;
 
 /// How to render the text.
 #[derive(Debug, Clone, Copy)]

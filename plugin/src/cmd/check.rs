@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use kubectl_redis::output::{self, ReportFormat};
+use kubectl_redis::report::{self, ReportFormat};
 use kubectl_redis::{policy, render, spec};
 
 use super::{GlobalArgs, Outcome, PolicyArgs};
@@ -54,7 +54,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let bundle = render::render(spec, global.namespace.as_deref(), "default")?;
     let report = policy::run(&bundle, &args.policy.options())?;
     let color = args.output == ReportFormatArg::Text && global.style(true).0;
-    let text = output::render(&report, args.output.into(), color)?;
+    let text = report::render(&report, args.output.into(), color)?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())

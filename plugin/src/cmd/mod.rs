@@ -22,7 +22,7 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kubectl_redis::k8s::ConnectOptions;
 use kubectl_redis::policy::PolicyOptions;
-use kubectl_redis::style::Style;
+use kubectl_redis::report::style::Style;
 
 /// Declarative Redis Cluster on Kubernetes.
 #[derive(Debug, Parser)]

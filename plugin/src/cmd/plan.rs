@@ -72,7 +72,7 @@ pub async fn prepare(
         Preparation::Blocked(report) => {
             eprint!(
                 "{}",
-                kubectl_redis::output::text(&report, global.style(false).0)
+                kubectl_redis::report::text(&report, global.style(false).0)
             );
             eprintln!(
                 "Policy violations block this change; nothing was planned or written. Fix the \

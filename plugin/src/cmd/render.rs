@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use kubectl_redis::render::{self, RenderFormat};
-use kubectl_redis::{redact, spec};
+use kubectl_redis::report::redact;
+use kubectl_redis::spec;
 use serde_json::Value;
 
 use super::{GlobalArgs, Outcome};

@@ -14,16 +14,17 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use kr_policy_abi::{exports, Input, Output, PanicMessage, SettingsAnswer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use wasmtime::{
-    Engine, ExternType, Instance, Module, Precompiled, Store, StoreLimits, StoreLimitsBuilder,
-    Trap, ValType,
+    Engine, ExternType, Instance, Module, Precompiled, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Trap, ValType,
 };
 
 use super::builtin::Builtin;
 use super::cache::ModuleCache;
-use super::{Finding, Metadata, ObjectRef, PolicyRun, Report, RuleInfo, Severity, SUPPORTED_ABI};
+use super::{Finding, Metadata, PolicyRun, Report, RuleInfo, SUPPORTED_ABI};
 use crate::render::Bundle;
 
 /// How often the epoch advances; the deadline is counted in these ticks.
@@ -195,24 +196,82 @@ impl Drop for PolicyEngine {
 
 /// The exports the ABI requires, with their signatures.
 const REQUIRED_EXPORTS: &[(&str, &[ValType], &[ValType])] = &[
-    ("kr_abi_version", &[], &[ValType::I32]),
-    ("kr_alloc", &[ValType::I32], &[ValType::I32]),
-    ("kr_metadata", &[], &[ValType::I64]),
+    (exports::ABI_VERSION, &[], &[ValType::I32]),
+    (exports::ALLOC, &[ValType::I32], &[ValType::I32]),
+    (exports::METADATA, &[], &[ValType::I64]),
     (
-        "kr_validate_settings",
+        exports::VALIDATE_SETTINGS,
         &[ValType::I32, ValType::I32],
         &[ValType::I64],
     ),
     (
-        "kr_evaluate",
+        exports::EVALUATE,
         &[ValType::I32, ValType::I32],
         &[ValType::I64],
     ),
 ];
 
+/// A store's limits (wasmtime's [`StoreLimits`]), and what they refused: a module that hits a cap
+/// then fails with an error that says which, from the record rather than the error's text.
+struct Sandbox {
+    limits: StoreLimits,
+    refused: Option<Refused>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    Memory { desired: usize },
+    Table { desired: usize },
+}
+
+/// The trap a refused grow turns into; the record in [`Sandbox`] says what it was.
+#[derive(Debug, thiserror::Error)]
+#[error("a sandbox limit refused to grow {0}")]
+struct LimitReached(&'static str);
+
+impl ResourceLimiter for Sandbox {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if self.limits.memory_growing(current, desired, maximum)? {
+            return Ok(true);
+        }
+        self.refused = Some(Refused::Memory { desired });
+        Err(LimitReached("memory").into())
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if self.limits.table_growing(current, desired, maximum)? {
+            return Ok(true);
+        }
+        self.refused = Some(Refused::Table { desired });
+        Err(LimitReached("a table").into())
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
 /// A store with its limits, and the instance once it exists.
 struct Call {
-    store: Store<StoreLimits>,
+    store: Store<Sandbox>,
     instance: Option<Instance>,
     fuel: u64,
     deadline: Duration,
@@ -417,14 +476,14 @@ impl PolicyEngine {
 
         let mut call = self.instantiate(label, &module, 0)?;
         let version = {
-            let f = call.func::<(), i32>(label, "kr_abi_version")?;
+            let f = call.func::<(), i32>(label, exports::ABI_VERSION)?;
             f.call(&mut call.store, ())
                 .map_err(|e| self.call_error(label, &mut call, e))?
         };
         if !SUPPORTED_ABI.contains(&version) {
             return Err(err(PolicyErrorKind::Abi, format!("speaks policy ABI version {version}; this kubectl-redis supports {SUPPORTED_ABI:?}")));
         }
-        let raw = self.call_packed(label, &mut call, "kr_metadata", None)?;
+        let raw = self.call_packed(label, &mut call, exports::METADATA, None)?;
         let metadata: Metadata = serde_json::from_slice(&raw).map_err(|e| {
             err(
                 PolicyErrorKind::Output,
@@ -483,16 +542,10 @@ impl PolicyEngine {
         let raw = self.call_packed(
             &policy.label,
             &mut call,
-            "kr_validate_settings",
+            exports::VALIDATE_SETTINGS,
             Some(&input),
         )?;
-        #[derive(Deserialize)]
-        struct Answer {
-            ok: bool,
-            #[serde(default)]
-            error: Option<String>,
-        }
-        let answer: Answer = serde_json::from_slice(&raw).map_err(|e| {
+        let answer: SettingsAnswer = serde_json::from_slice(&raw).map_err(|e| {
             PolicyError::new(
                 &policy.label,
                 PolicyErrorKind::Output,
@@ -524,7 +577,7 @@ impl PolicyEngine {
     ) -> Result<Report, PolicyError> {
         settings.check_known(policies)?;
         let objects: Vec<&Value> = bundle.objects.iter().map(|o| &o.object).collect();
-        let objects = serde_json::to_string(&objects).map_err(|e| {
+        let objects = serde_json::value::to_raw_value(&objects).map_err(|e| {
             PolicyError::new(
                 "(host)",
                 PolicyErrorKind::Output,
@@ -573,23 +626,24 @@ impl PolicyEngine {
         Ok(report)
     }
 
-    /// One policy over pre-encoded objects (a JSON array).
+    /// One policy over pre-encoded objects (a JSON array, encoded once for all policies).
     pub fn evaluate_one(
         &self,
         policy: &Policy,
-        objects_json: &str,
+        objects: &RawValue,
         settings: &Value,
     ) -> Result<(Vec<Finding>, PolicyRun), PolicyError> {
         let label = &policy.label;
         let start = Instant::now();
-        let settings = serde_json::to_string(settings)
+        let input = Input {
+            abi: policy.metadata.abi,
+            objects,
+            settings,
+        };
+        let input = serde_json::to_vec(&input)
             .map_err(|e| PolicyError::new(label, PolicyErrorKind::Settings, e.to_string()))?;
-        let input = format!(
-            "{{\"abi\":{},\"objects\":{objects_json},\"settings\":{settings}}}",
-            policy.metadata.abi
-        );
         let mut call = self.instantiate(label, &policy.module, input.len())?;
-        let raw = self.call_packed(label, &mut call, "kr_evaluate", Some(input.as_bytes()))?;
+        let raw = self.call_packed(label, &mut call, exports::EVALUATE, Some(&input))?;
         let findings = parse_findings(policy, &raw)?;
         let run = PolicyRun {
             policy: policy.name().to_string(),
@@ -614,10 +668,13 @@ impl PolicyEngine {
             .instances(1)
             .memories(1)
             .tables(4)
-            .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(&self.engine, limits);
-        store.limiter(|l| l);
+        let sandbox = Sandbox {
+            limits,
+            refused: None,
+        };
+        let mut store = Store::new(&self.engine, sandbox);
+        store.limiter(|s| s);
         store
             .set_fuel(fuel)
             .map_err(|e| PolicyError::new(label, PolicyErrorKind::Instantiate, e.to_string()))?;
@@ -740,36 +797,29 @@ impl PolicyEngine {
                 }
             };
         }
+        match call.store.data().refused {
+            Some(Refused::Memory { desired }) => {
+                return err(
+                    PolicyErrorKind::Memory,
+                    format!(
+                        "tried to grow its memory to {} MiB, beyond the {} MiB cap",
+                        desired >> 20,
+                        call.memory_cap >> 20
+                    ),
+                )
+            }
+            Some(Refused::Table { desired }) => {
+                return err(
+                    PolicyErrorKind::Memory,
+                    format!(
+                        "tried to grow a table to {desired} elements, beyond the cap of {}",
+                        self.limits.table_elements
+                    ),
+                )
+            }
+            None => {}
+        }
         let text = format!("{e:#}");
-        if text.contains("forcing trap when growing memory") {
-            return err(
-                PolicyErrorKind::Memory,
-                format!(
-                    "tried to grow its memory beyond the {} MiB cap",
-                    call.memory_cap >> 20
-                ),
-            );
-        }
-        if text.contains("forcing trap when growing table")
-            || text.contains("table") && text.contains("limit")
-        {
-            return err(
-                PolicyErrorKind::Memory,
-                format!(
-                    "exceeded the table cap of {} elements",
-                    self.limits.table_elements
-                ),
-            );
-        }
-        if text.contains("memory") && (text.contains("limit") || text.contains("minimum")) {
-            return err(
-                PolicyErrorKind::Memory,
-                format!(
-                    "needs more memory than the {} MiB cap: {text}",
-                    call.memory_cap >> 20
-                ),
-            );
-        }
         err(PolicyErrorKind::Trap, format!("failed: {text}"))
     }
 
@@ -777,7 +827,7 @@ impl PolicyEngine {
     fn panic_message(&self, call: &mut Call) -> Option<String> {
         let f = call
             .instance?
-            .get_typed_func::<(), i64>(&mut call.store, "kr_panic_message")
+            .get_typed_func::<(), i64>(&mut call.store, exports::PANIC_MESSAGE)
             .ok()?;
         // A little fresh fuel and time: the store's budget may be what ran out.
         call.store.set_fuel(10_000_000).ok()?;
@@ -789,32 +839,9 @@ impl PolicyEngine {
         let bytes = memory
             .data(&call.store)
             .get(ptr..ptr.checked_add(len.min(64 << 10))?)?;
-        let v: Value = serde_json::from_slice(bytes).ok()?;
-        v.get("message")
-            .and_then(Value::as_str)
-            .filter(|m| !m.is_empty())
-            .map(str::to_string)
+        let answer: PanicMessage = serde_json::from_slice(bytes).ok()?;
+        Some(answer.message).filter(|m| !m.is_empty())
     }
-}
-
-#[derive(Deserialize)]
-struct GuestOutput {
-    #[serde(default)]
-    findings: Option<Vec<GuestFinding>>,
-    #[serde(default)]
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GuestFinding {
-    rule: String,
-    severity: Severity,
-    object: ObjectRef,
-    path: String,
-    message: String,
-    #[serde(default)]
-    fix: Option<Value>,
 }
 
 fn parse_findings(policy: &Policy, raw: &[u8]) -> Result<Vec<Finding>, PolicyError> {
@@ -825,17 +852,21 @@ fn parse_findings(policy: &Policy, raw: &[u8]) -> Result<Vec<Finding>, PolicyErr
             format!("returned malformed output: {msg}"),
         )
     };
-    let out: GuestOutput = serde_json::from_slice(raw).map_err(|e| bad(e.to_string()))?;
-    if let Some(e) = out.error {
-        return Err(PolicyError::new(
-            &policy.label,
-            PolicyErrorKind::Reported,
-            format!("reported an error: {e}"),
-        ));
-    }
-    let findings = out
-        .findings
-        .ok_or_else(|| bad("neither `findings` nor `error`".into()))?;
+    let output = serde_json::from_slice(raw).map_err(|e| {
+        bad(format!(
+            "{e} (the ABI wants an object with `findings` or `error`)"
+        ))
+    })?;
+    let findings = match output {
+        Output::Findings(findings) => findings,
+        Output::Error(e) => {
+            return Err(PolicyError::new(
+                &policy.label,
+                PolicyErrorKind::Reported,
+                format!("reported an error: {e}"),
+            ))
+        }
+    };
     findings
         .into_iter()
         .enumerate()
@@ -863,11 +894,13 @@ fn parse_findings(policy: &Policy, raw: &[u8]) -> Result<Vec<Finding>, PolicyErr
                 )));
             }
             if let Some(fix) = &f.fix {
-                serde_json::from_value::<json_patch::Patch>(fix.clone()).map_err(|e| {
-                    bad(format!(
-                        "finding {i} has a fix that is not a JSON patch: {e}"
-                    ))
-                })?;
+                serde_json::from_value::<json_patch::Patch>(Value::Array(fix.clone())).map_err(
+                    |e| {
+                        bad(format!(
+                            "finding {i} has a fix that is not a JSON patch: {e}"
+                        ))
+                    },
+                )?;
             }
             Ok(Finding {
                 policy: policy.name().to_string(),
@@ -876,7 +909,7 @@ fn parse_findings(policy: &Policy, raw: &[u8]) -> Result<Vec<Finding>, PolicyErr
                 object: f.object,
                 path: f.path,
                 message: f.message,
-                fix: f.fix,
+                fix: f.fix.map(Value::Array),
                 location: None,
                 suppressed: None,
             })

@@ -1,10 +1,10 @@
 //! Maps a finding (object + JSON pointer into the rendered object) back to file:line of the spec,
-//! through the object's [`Origin`](crate::source::Origin).
+//! through the object's [`Origin`](crate::input::Origin).
 
 use std::collections::HashMap;
 
+use crate::input::Location;
 use crate::render::Bundle;
-use crate::source::Location;
 
 use super::{ObjectKey, Report};
 

@@ -18,7 +18,7 @@ pub mod waiver;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 pub use engine::{
@@ -28,77 +28,12 @@ pub use run::{run, PolicyOptions};
 pub use settings::PolicySettings;
 pub use waiver::Waiver;
 
-use crate::source::Location;
+use crate::input::Location;
+
+pub use kr_policy_abi::{Metadata, ObjectRef, RuleInfo, Severity};
 
 /// The ABI versions this host speaks.
-pub const SUPPORTED_ABI: &[i32] = &[1];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Deny,
-    Warn,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Deny => "deny",
-            Severity::Warn => "warn",
-        }
-    }
-}
-
-/// A rule a module declares in its metadata.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RuleInfo {
-    pub id: String,
-    pub severity: Severity,
-    #[serde(default)]
-    pub description: String,
-}
-
-/// What a module says about itself (`kr_metadata`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Metadata {
-    pub abi: i32,
-    pub name: String,
-    #[serde(default)]
-    pub version: String,
-    pub rules: Vec<RuleInfo>,
-}
-
-/// The object a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectRef {
-    pub api_version: String,
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl ObjectRef {
-    pub fn of(object: &Value) -> ObjectRef {
-        let key = ObjectKey::of_value(object);
-        ObjectRef {
-            api_version: object
-                .pointer("/apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            kind: key.kind.to_string(),
-            namespace: key.namespace.map(str::to_string),
-            name: key.name.to_string(),
-        }
-    }
-
-    /// Same object, ignoring apiVersion (a policy may not know the group version).
-    pub fn matches(&self, object: &Value) -> bool {
-        ObjectKey::of_ref(self) == ObjectKey::of_value(object)
-    }
-}
+pub const SUPPORTED_ABI: &[i32] = &[kr_policy_abi::ABI_VERSION];
 
 /// What identifies an object when a finding or a waiver names it: kind, namespace and name, not
 /// apiVersion (a policy may not know the group version). Borrowed, to index a bundle by it.
@@ -124,15 +59,6 @@ impl<'a> ObjectKey<'a> {
             kind: &object.kind,
             namespace: object.namespace.as_deref(),
             name: &object.name,
-        }
-    }
-}
-
-impl std::fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.namespace {
-            Some(ns) => write!(f, "{}/{} (namespace {ns})", self.kind, self.name),
-            None => write!(f, "{}/{}", self.kind, self.name),
         }
     }
 }

@@ -12,7 +12,7 @@ use anyhow::bail;
 use super::{ObjectRef, Report};
 use crate::render::Bundle;
 
-pub const ANNOTATION_PREFIX: &str = "policy.kubectl-redis.io/waive-";
+pub use kr_policy_abi::annotations::WAIVE_PREFIX as ANNOTATION_PREFIX;
 
 #[derive(Debug, Clone)]
 pub struct Waiver {

@@ -285,7 +285,12 @@ fn malformed_output_is_refused() {
             r#"{"findings":[{"rule":"wat-rule","severity":"deny","object":{"apiVersion":"v1","kind":"ConfigMap","name":"cm"},"path":"","message":"m","fix":[{"op":"frobnicate"}]}]}"#,
             "JSON patch",
         ),
-        ("empty.wasm", r#"{}"#, "neither"),
+        ("empty.wasm", r#"{}"#, "`findings` or `error`"),
+        (
+            "both.wasm",
+            r#"{"findings":[],"error":"and yet"}"#,
+            "`findings` or `error`",
+        ),
     ] {
         let err = run(label, &returning(out));
         assert_eq!(err.kind, PolicyErrorKind::Output, "{label}: {err}");

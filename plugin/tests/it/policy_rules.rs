@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use kubectl_redis::input::Origin;
 use kubectl_redis::policy::{
     EngineOptions, Policy, PolicyEngine, PolicySettings, Report, Severity,
 };
 use kubectl_redis::render::{Bundle, RenderedObject};
-use kubectl_redis::source::Origin;
 use serde::Deserialize;
 
 fn fixtures() -> PathBuf {

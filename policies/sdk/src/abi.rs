@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 
+use kr_policy_abi::{Metadata, Output, PanicMessage, SettingsAnswer};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -32,8 +33,7 @@ unsafe fn take(ptr: u32, len: u32) -> Vec<u8> {
 
 fn emit<T: Serialize>(value: &T) -> u64 {
     let bytes = serde_json::to_vec(value).unwrap_or_else(|e| {
-        serde_json::to_vec(&json!({ "error": format!("cannot encode output: {e}") }))
-            .unwrap_or_default()
+        serde_json::to_vec(&Output::Error(format!("cannot encode output: {e}"))).unwrap_or_default()
     });
     let bytes = bytes.into_boxed_slice();
     let len = bytes.len() as u64;
@@ -50,11 +50,18 @@ fn install_panic_hook() {
 
 pub fn panic_message() -> u64 {
     let msg = PANIC.with(|p| p.borrow().clone());
-    emit(&json!({ "message": String::from_utf8_lossy(&msg) }))
+    emit(&PanicMessage {
+        message: String::from_utf8_lossy(&msg).into_owned(),
+    })
 }
 
 pub fn metadata(name: &str, version: &str, rules: &[Rule]) -> u64 {
-    emit(&json!({ "abi": crate::ABI_VERSION, "name": name, "version": version, "rules": rules }))
+    emit(&Metadata {
+        abi: crate::ABI_VERSION,
+        name: name.to_string(),
+        version: version.to_string(),
+        rules: rules.iter().map(Rule::info).collect(),
+    })
 }
 
 fn parse_settings<S: PolicySettings>(settings: &Value) -> Result<S, String> {
@@ -75,10 +82,7 @@ pub fn validate_settings<S: PolicySettings>(ptr: u32, len: u32) -> u64 {
     let result = serde_json::from_slice::<Value>(&bytes)
         .map_err(|e| format!("settings are not JSON: {e}"))
         .and_then(|v| parse_settings::<S>(&v).map(|_| ()));
-    match result {
-        Ok(()) => emit(&json!({ "ok": true })),
-        Err(e) => emit(&json!({ "ok": false, "error": e })),
-    }
+    emit(&SettingsAnswer::from_result(result))
 }
 
 pub fn evaluate<S: PolicySettings>(
@@ -92,21 +96,23 @@ pub fn evaluate<S: PolicySettings>(
     let bytes = unsafe { take(ptr, len) };
     let input: Input = match serde_json::from_slice(&bytes) {
         Ok(input) => input,
-        Err(e) => return emit(&json!({ "error": format!("input is not a bundle: {e}") })),
+        Err(e) => return emit(&Output::Error(format!("input is not a bundle: {e}"))),
     };
     drop(bytes);
     if input.abi != crate::ABI_VERSION {
-        return emit(
-            &json!({ "error": format!("input is ABI {}, module speaks {}", input.abi, crate::ABI_VERSION) }),
-        );
+        return emit(&Output::Error(format!(
+            "input is ABI {}, module speaks {}",
+            input.abi,
+            crate::ABI_VERSION
+        )));
     }
     let settings = match parse_settings::<S>(&input.settings) {
         Ok(s) => s,
-        Err(e) => return emit(&json!({ "error": format!("invalid settings: {e}") })),
+        Err(e) => return emit(&Output::Error(format!("invalid settings: {e}"))),
     };
     let findings = f(&input, &settings);
     debug_assert!(findings
         .iter()
         .all(|f| rules.iter().any(|r| r.id == f.rule)));
-    emit(&json!({ "findings": findings }))
+    emit(&Output::Findings(findings))
 }

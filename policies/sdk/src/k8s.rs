@@ -4,9 +4,10 @@ use serde_json::Value;
 
 use crate::Input;
 
-/// Annotation the plugin puts on a rendered RedisCluster StatefulSet.
-pub const MASTERS_ANNOTATION: &str = "redis.kubectl-redis.io/masters";
-pub const REPLICAS_PER_MASTER_ANNOTATION: &str = "redis.kubectl-redis.io/replicas-per-master";
+/// Annotations the plugin puts on a rendered RedisCluster StatefulSet.
+pub use kr_policy_abi::annotations::{
+    MASTERS as MASTERS_ANNOTATION, REPLICAS_PER_MASTER as REPLICAS_PER_MASTER_ANNOTATION,
+};
 
 pub fn kind(o: &Value) -> &str {
     o.get("kind").and_then(Value::as_str).unwrap_or("")

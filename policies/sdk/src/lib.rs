@@ -36,33 +36,25 @@ pub mod quantity;
 pub mod redis_conf;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 pub use serde_json::json;
 
-/// The ABI version this SDK implements; the host refuses modules with another one.
-pub const ABI_VERSION: i32 = 1;
+pub use kr_policy_abi::{Finding, ObjectRef, Severity, ABI_VERSION};
 
 pub mod prelude {
     pub use crate::index::IndexedWorkload;
     pub use crate::k8s::{Container, Workload};
-    pub use crate::{json, kr_policy, Finding, Input, ObjectRef, PolicySettings, Rule, Severity};
+    pub use crate::{
+        json, kr_policy, Finding, FindingExt, Input, ObjectRef, PolicySettings, Rule, Severity,
+    };
     pub use serde::Deserialize;
     pub use serde_json::Value;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Blocks: `check` exits 2.
-    Deny,
-    /// Reported, does not change the exit code.
-    Warn,
-}
-
 /// A rule a policy declares in its metadata; every finding names one.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct Rule {
     pub id: &'static str,
     pub severity: Severity,
@@ -102,71 +94,57 @@ impl Rule {
             fix: None,
         }
     }
-}
 
-/// Identifies a Kubernetes object of the bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectRef {
-    pub api_version: String,
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl ObjectRef {
-    pub fn of(object: &Value) -> ObjectRef {
-        let s = |p: &str| {
-            object
-                .pointer(p)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        ObjectRef {
-            api_version: s("/apiVersion").unwrap_or_default(),
-            kind: s("/kind").unwrap_or_default(),
-            namespace: s("/metadata/namespace"),
-            name: s("/metadata/name").unwrap_or_default(),
+    /// The rule as the metadata carries it.
+    pub fn info(&self) -> kr_policy_abi::RuleInfo {
+        kr_policy_abi::RuleInfo {
+            id: self.id.to_string(),
+            severity: self.severity,
+            description: self.description.to_string(),
         }
     }
 }
 
-/// One violation: which rule, where (object + JSON pointer into it), why, and optionally how to fix
-/// it (RFC 6902 JSON patch operations against that object).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Finding {
-    pub rule: String,
-    pub severity: Severity,
-    pub object: ObjectRef,
-    pub path: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fix: Option<Vec<Value>>,
+/// Builders for a [`Finding`] beyond [`Rule::finding`].
+pub trait FindingExt {
+    /// The same finding at another severity (a rule that warns in some bundles).
+    fn with_severity(self, severity: Severity) -> Finding;
+    /// The same finding with a fix: RFC 6902 JSON patch operations against its object.
+    fn with_fix(self, ops: Vec<Value>) -> Finding;
 }
 
-impl Finding {
-    pub fn with_severity(mut self, severity: Severity) -> Finding {
+impl FindingExt for Finding {
+    fn with_severity(mut self, severity: Severity) -> Finding {
         self.severity = severity;
         self
     }
 
-    pub fn with_fix(mut self, ops: Vec<Value>) -> Finding {
+    fn with_fix(mut self, ops: Vec<Value>) -> Finding {
         self.fix = Some(ops);
         self
     }
 }
 
-/// What the host passes to `kr_evaluate`: the whole rendered bundle.
+/// What the host passes to `kr_evaluate` ([`kr_policy_abi::Input`]): the whole rendered bundle.
 #[derive(Debug, Deserialize)]
+#[serde(from = "kr_policy_abi::Input")]
 pub struct Input {
     pub abi: i32,
     pub objects: Vec<Value>,
-    #[serde(default)]
     pub settings: Value,
     /// Lookups over `objects`, built on first use (see [`index::Index`]).
-    #[serde(skip)]
     index: std::cell::OnceCell<index::Index>,
+}
+
+impl From<kr_policy_abi::Input> for Input {
+    fn from(input: kr_policy_abi::Input) -> Input {
+        Input {
+            abi: input.abi,
+            objects: input.objects,
+            settings: input.settings,
+            index: std::cell::OnceCell::new(),
+        }
+    }
 }
 
 /// A policy's settings: deserialized from the `--policy-settings` entry named after the policy
