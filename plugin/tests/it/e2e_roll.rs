@@ -156,7 +156,9 @@ fn a_config_change_rolls_with_no_acknowledged_write_lost() {
 
     let writers = Writers::start(env.pod_ips(SELECTOR, 6));
     std::thread::sleep(Duration::from_secs(1));
+    let started = std::time::Instant::now();
     let (code, lines) = env.json_lines(&["apply", "-f", &changed, "--yes", "--timeout", "300s"]);
+    let plugin_took = started.elapsed();
     std::thread::sleep(Duration::from_secs(1));
     let plugin = writers.stop();
     assert_eq!(code, 0, "{lines:#?}");
@@ -176,25 +178,34 @@ fn a_config_change_rolls_with_no_acknowledged_write_lost() {
     let changed = config_change(&env, "slowlog-512.yaml", "slowlog-max-len: 512");
     let writers = Writers::start(ips);
     std::thread::sleep(Duration::from_secs(1));
+    let started = std::time::Instant::now();
     rolling_update(&env, &changed);
     if !wait_healthy(&env, Duration::from_secs(90)) {
         // Left to itself it did not heal: the plugin re-introduces the nodes.
         env.ok(&["apply", "-f", &changed, "--yes", "--timeout", "120s"]);
     }
+    let plain_took = started.elapsed();
     std::thread::sleep(Duration::from_secs(2));
     let plain = writers.stop();
     let lost_plain = plain.lost(&env.pod_ips(SELECTOR, 6));
     let ratio =
         plain.longest_failure.as_secs_f64() / plugin.longest_failure.as_secs_f64().max(0.001);
+    let refused =
+        plain.longest_refusal.as_secs_f64() / plugin.longest_refusal.as_secs_f64().max(0.001);
     println!(
-        "ROLL FIGURES: OnDelete roll by the plugin: longest window of unacknowledged writes \
-         {:.2} s ({} writes acknowledged of {} attempted, {} lost); plain RollingUpdate: {:.2} s \
-         ({} of {}, {} lost); ratio RollingUpdate/plugin {ratio:.1}",
+        "ROLL FIGURES: OnDelete roll by the plugin ({:.1} s): longest window of unacknowledged \
+         writes {:.2} s, of refused writes {:.2} s ({} writes acknowledged of {} attempted, {} \
+         lost); plain RollingUpdate ({:.1} s): {:.2} s, {:.2} s ({} of {}, {} lost); ratio \
+         RollingUpdate/plugin: unacknowledged {ratio:.1}, refused {refused:.1}",
+        plugin_took.as_secs_f64(),
         plugin.longest_failure.as_secs_f64(),
+        plugin.longest_refusal.as_secs_f64(),
         plugin.acked.len(),
         plugin.attempts,
         lost.len(),
+        plain_took.as_secs_f64(),
         plain.longest_failure.as_secs_f64(),
+        plain.longest_refusal.as_secs_f64(),
         plain.acked.len(),
         plain.attempts,
         lost_plain.len(),

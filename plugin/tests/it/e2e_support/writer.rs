@@ -103,12 +103,16 @@ impl Router {
         None
     }
 
-    /// SET, then WAIT 1: acknowledged only when a replica has it.
-    async fn write(&self, key: &str, value: &str) -> bool {
+    /// SET, then WAIT 1: whether the SET was taken, and whether it was acknowledged (a
+    /// replica has it).
+    async fn write(&self, key: &str, value: &str) -> (bool, bool) {
         let cmds = [cmd(["SET", key, value]), cmd(["WAIT", "1", "200"])];
         match self.on_owner(key, &cmds).await {
-            Some(r) => r[0] == Reply::Status("OK".into()) && r[1].int().is_some_and(|n| n >= 1),
-            None => false,
+            Some(r) => {
+                let taken = r[0] == Reply::Status("OK".into());
+                (taken, taken && r[1].int().is_some_and(|n| n >= 1))
+            }
+            None => (false, false),
         }
     }
 
@@ -120,11 +124,14 @@ impl Router {
     }
 }
 
-/// What one shard's writer saw: each attempt (when, acknowledged or not) and the writes
+/// One write: when, whether the SET was taken, whether it was acknowledged.
+type Attempt = (Instant, bool, bool);
+
+/// What one shard's writer saw: each attempt (when, taken, acknowledged) and the writes
 /// acknowledged.
 #[derive(Default)]
 struct ShardLog {
-    attempts: Vec<(Instant, bool)>,
+    attempts: Vec<Attempt>,
     acked: Vec<(String, String)>,
 }
 
@@ -140,6 +147,9 @@ pub struct Outcome {
     /// The longest time in which one shard's writes were not acknowledged, from its last
     /// acknowledged write before to its first after.
     pub longest_failure: Duration,
+    /// The same for writes refused outright (no master reachable, CLUSTERDOWN): the shard was
+    /// unwritable, not only unreplicated.
+    pub longest_refusal: Duration,
     ips: Vec<String>,
 }
 
@@ -171,8 +181,8 @@ impl Writers {
                                 }
                             };
                             let value = format!("v{n}");
-                            let ok = router.write(&key, &value).await;
-                            log.attempts.push((Instant::now(), ok));
+                            let (taken, ok) = router.write(&key, &value).await;
+                            log.attempts.push((Instant::now(), taken, ok));
                             if ok {
                                 log.acked.push((key, value));
                             }
@@ -193,36 +203,45 @@ impl Writers {
     pub fn stop(self) -> Outcome {
         self.stop.store(true, Ordering::Relaxed);
         let (logs, ips) = self.thread.join().expect("the writers do not panic");
-        let mut longest = Duration::ZERO;
-        for log in &logs {
-            let mut last_ok = log.attempts.first().map(|(t, _)| *t);
-            let mut failing = false;
-            for (at, ok) in &log.attempts {
-                if *ok {
-                    if failing {
-                        if let Some(since) = last_ok {
-                            longest = longest.max(at.duration_since(since));
-                        }
-                    }
-                    last_ok = Some(*at);
-                    failing = false;
-                } else {
-                    failing = true;
-                }
-            }
-            if failing {
-                if let (Some(since), Some((end, _))) = (last_ok, log.attempts.last()) {
-                    longest = longest.max(end.duration_since(since));
-                }
-            }
-        }
+        let ack = |a: &Attempt| (a.0, a.2);
+        let take = |a: &Attempt| (a.0, a.1);
+        let longest = |pick: &dyn Fn(&Attempt) -> (Instant, bool)| {
+            logs.iter()
+                .map(|l| longest_gap(l.attempts.iter().map(pick)))
+                .max()
+                .unwrap_or_default()
+        };
+        let (longest_failure, longest_refusal) = (longest(&ack), longest(&take));
         Outcome {
             attempts: logs.iter().map(|l| l.attempts.len()).sum(),
             acked: logs.into_iter().flat_map(|l| l.acked).collect(),
-            longest_failure: longest,
+            longest_failure,
+            longest_refusal,
             ips,
         }
     }
+}
+
+/// The longest stretch without success in a series of (when, succeeded): from the last
+/// success before to the first after (or the last attempt).
+fn longest_gap(attempts: impl Iterator<Item = (Instant, bool)>) -> Duration {
+    let mut longest = Duration::ZERO;
+    let (mut last_ok, mut failing, mut end) = (None, false, None);
+    for (at, ok) in attempts {
+        last_ok = last_ok.or(Some(at));
+        end = Some(at);
+        if ok {
+            if failing {
+                longest = longest.max(at.duration_since(last_ok.unwrap_or(at)));
+            }
+            last_ok = Some(at);
+        }
+        failing = !ok;
+    }
+    if let (true, Some(since), Some(end)) = (failing, last_ok, end) {
+        longest = longest.max(end.duration_since(since));
+    }
+    longest
 }
 
 impl Outcome {
