@@ -113,18 +113,8 @@ async fn roll_clusters(
         events,
     };
     for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
-        let Some(target) = ClusterTarget::of(&object.desired) else {
-            continue;
-        };
-        if let Some(done) = roll_exec::roll(&connection.client, &target, &run).await? {
-            events.emit(Event::RollFinished {
-                statefulset: target.statefulset.clone(),
-                revision: done.revision,
-                replaced: done.replaced,
-                failovers: done.failovers,
-                verdict: done.report.headline,
-                elapsed_ms: done.elapsed_ms,
-            });
+        if let Some(target) = ClusterTarget::of(&object.desired) {
+            roll_exec::roll(&connection.client, &target, &run).await?;
         }
     }
     Ok(())

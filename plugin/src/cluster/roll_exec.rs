@@ -54,7 +54,7 @@ fn ms(since: Instant) -> u64 {
 }
 
 /// Replaces every pod of `target` that is not on the StatefulSet's update revision, in the
-/// safe order; None when none is out of date.
+/// safe order, and reports it (`rollFinished` last); None when none is out of date.
 pub async fn roll(
     client: &Client,
     target: &ClusterTarget,
@@ -88,6 +88,14 @@ pub async fn roll(
             Next::Wait(_) => unreachable!("settle returns only decisions"),
             Next::Done => {
                 let report = verify(&topo, &observe(t, &topo).await);
+                run.events.emit(Event::RollFinished {
+                    statefulset,
+                    revision: revision.clone(),
+                    replaced,
+                    failovers,
+                    verdict: report.headline.clone(),
+                    elapsed_ms: ms(start),
+                });
                 return Ok(Some(RollOutcome {
                     revision,
                     replaced,
