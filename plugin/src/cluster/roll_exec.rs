@@ -85,8 +85,7 @@ pub async fn roll(
             replaced += 1;
         }
         match next {
-            Next::Wait(_) => unreachable!("settle returns only decisions"),
-            Next::Done => {
+            None => {
                 let report = verify(&topo, &observe(t, &topo).await);
                 run.events.emit(Event::RollFinished {
                     statefulset,
@@ -104,7 +103,7 @@ pub async fn roll(
                     elapsed_ms: ms(start),
                 }));
             }
-            Next::Act(RollAction::Replace { pod, role }) => {
+            Some(RollAction::Replace { pod, role }) => {
                 let role = match failed_over.take() {
                     Some(master) if master == pod => Role::FormerMaster,
                     _ => role,
@@ -119,7 +118,7 @@ pub async fn roll(
                     .with_context(|| format!("cannot delete pod {pod} to replace it"))?;
                 pending = Some((pod, role, Instant::now()));
             }
-            Next::Act(RollAction::Failover { replica, master }) => {
+            Some(RollAction::Failover { replica, master }) => {
                 let since = Instant::now();
                 failover(t, &topo, &replica, &master, run.deadline).await?;
                 run.events.emit(Event::RollFailedOver {
@@ -135,7 +134,7 @@ pub async fn roll(
     }
 }
 
-/// Waits until the roll may take its next step (or is done), and says which. While it waits,
+/// Waits until the roll may take its next step, and says which (None: done). While it waits,
 /// pods whose peers have not learnt their new address are introduced again (`CLUSTER MEET`),
 /// and each change of what it waits for is a `waiting` event.
 async fn settle(
@@ -143,7 +142,7 @@ async fn settle(
     target: &ClusterTarget,
     t: &dyn RedisTransport,
     run: &RollRun<'_>,
-) -> anyhow::Result<(Next, Topology)> {
+) -> anyhow::Result<(Option<RollAction>, Topology)> {
     let object = format!("Redis Cluster {}/{}", target.namespace, target.statefulset);
     let last = Mutex::new(String::new());
     let last_meet = Mutex::new(Instant::now());
@@ -155,9 +154,10 @@ async fn settle(
         move || async move {
             let topo = target.topology(client).await?;
             let obs = observe(t, &topo).await;
-            let next = roll::next(&Facts::new(&topo, &obs), run.options)?;
-            let Next::Wait(why) = next else {
-                return Ok(Poll::Ready((next, topo)));
+            let why = match roll::next(&Facts::new(&topo, &obs), run.options)? {
+                Next::Done => return Ok(Poll::Ready((None, topo))),
+                Next::Act(action) => return Ok(Poll::Ready((Some(action), topo))),
+                Next::Wait(why) => why,
             };
             let heal = {
                 let mut at = last_meet.lock().unwrap_or_else(|p| p.into_inner());
