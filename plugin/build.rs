@@ -33,7 +33,11 @@ fn main() {
         "cargo:rerun-if-changed={}",
         policies.join("Cargo.lock").display()
     );
-    for dir in names.iter().map(String::as_str).chain(["abi", "sdk", "examples"]) {
+    for dir in names
+        .iter()
+        .map(String::as_str)
+        .chain(["abi", "sdk", "examples"])
+    {
         println!("cargo:rerun-if-changed={}", policies.join(dir).display());
     }
     println!("cargo:rerun-if-changed=src/policy/engine_config.rs");

@@ -10,6 +10,8 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
+use crate::cluster::roll::RollOptions;
+use crate::cluster::roll_exec::{self, RollRun};
 use crate::cluster::step::{self, ClusterTarget, Via};
 use crate::k8s::{self, Connection, FIELD_MANAGER};
 use crate::ownership;
@@ -29,6 +31,8 @@ pub struct ApplyOptions {
     pub redis_step: bool,
     /// How the Redis step reaches the pods.
     pub via: Via,
+    /// How pods on an old revision are replaced (cluster::roll).
+    pub roll: RollOptions,
     /// When every wait (volumes, pods, the Redis step) gives up.
     pub deadline: Instant,
 }
@@ -89,6 +93,29 @@ pub async fn converge(
     wait_for_rollout(connection, plan, options.deadline, events).await?;
     if options.redis_step {
         form_clusters(connection, plan, options, events).await?;
+        roll_clusters(connection, plan, options, events).await?;
+    }
+    Ok(())
+}
+
+/// After the cluster is formed or verified: replaces the pods a new pod template left on an
+/// old revision (the StatefulSet is `OnDelete`), replicas first, a failover before each master.
+async fn roll_clusters(
+    connection: &Connection,
+    plan: &Plan,
+    options: &ApplyOptions,
+    events: &dyn Events,
+) -> anyhow::Result<()> {
+    let run = RollRun {
+        via: options.via,
+        options: options.roll,
+        deadline: options.deadline,
+        events,
+    };
+    for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
+        if let Some(target) = ClusterTarget::of(&object.desired) {
+            roll_exec::roll(&connection.client, &target, &run).await?;
+        }
     }
     Ok(())
 }
@@ -328,13 +355,24 @@ async fn wait_for_statefulset(
     .await;
     match waited {
         Ok(state) => {
-            events.emit(Event::Waited {
-                object,
-                state: format!(
+            let state = if state.updated < state.replicas {
+                format!(
+                    "{} claims bound, {}/{} pods ready, {}/{} on revision {} (OnDelete: the \
+                     Redis step replaces the others one at a time)",
+                    state.bound,
+                    state.ready,
+                    state.replicas,
+                    state.updated,
+                    state.replicas,
+                    state.revision
+                )
+            } else {
+                format!(
                     "{} claims bound, {}/{} pods ready on revision {}",
                     state.bound, state.ready, state.replicas, state.revision
-                ),
-            });
+                )
+            };
+            events.emit(Event::Waited { object, state });
             Ok(())
         }
         Err(error) if error.is::<TimedOut>() => {
@@ -359,6 +397,8 @@ struct RolloutState {
     bound: usize,
     revision: String,
     settled: bool,
+    /// `updateStrategy: OnDelete`: the controller replaces no pod, the Redis step does.
+    on_delete: bool,
 }
 
 impl RolloutState {
@@ -392,9 +432,14 @@ impl RolloutState {
             .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
             .count();
         let generation = statefulset.metadata.generation.unwrap_or(0);
+        let on_delete = spec
+            .update_strategy
+            .as_ref()
+            .and_then(|s| s.type_.as_deref())
+            == Some("OnDelete");
         let settled = status.observed_generation.unwrap_or(0) >= generation
-            && status.current_revision.is_some()
-            && status.current_revision == status.update_revision;
+            && status.update_revision.is_some()
+            && (on_delete || status.current_revision == status.update_revision);
         Ok(RolloutState {
             replicas,
             ready: status.ready_replicas.unwrap_or(0),
@@ -403,6 +448,7 @@ impl RolloutState {
             bound,
             revision: status.update_revision.unwrap_or_default(),
             settled,
+            on_delete,
         })
     }
 
@@ -417,7 +463,7 @@ impl RolloutState {
         self.settled
             && self.bound == self.claims
             && self.ready == self.replicas
-            && self.updated == self.replicas
+            && (self.on_delete || self.updated == self.replicas)
     }
 }
 

@@ -77,7 +77,15 @@ pub async fn preview_redis(connection: &Connection, plan: &Plan, via: Via) -> Ve
             continue;
         }
         let live = object.live.as_ref();
-        if let Some(preview) = step::preview(&connection.client, &object.desired, live, via).await {
+        if let Some(preview) = step::preview(
+            &connection.client,
+            &object.desired,
+            live,
+            object.planned.as_ref(),
+            via,
+        )
+        .await
+        {
             previews.push(preview);
         }
     }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::cluster::roll::Role;
 use crate::plan::Action;
 
 /// One step that happened (or a wait that moved on).
@@ -36,6 +37,32 @@ pub enum Event {
         departed: Vec<String>,
         moved_slots: usize,
         commands: Vec<String>,
+        elapsed_ms: u64,
+    },
+    /// A roll replaced one pod: deleted, created again on `revision`, back in the cluster and
+    /// caught up with its master.
+    RollReplaced {
+        statefulset: String,
+        pod: String,
+        role: Role,
+        revision: String,
+        elapsed_ms: u64,
+    },
+    /// A roll's `CLUSTER FAILOVER` finished: `replica` serves `master`'s slots and `master`
+    /// replicates it.
+    RollFailedOver {
+        statefulset: String,
+        replica: String,
+        master: String,
+        elapsed_ms: u64,
+    },
+    /// A roll finished: every pod on `revision`, the cluster verified (`verdict`).
+    RollFinished {
+        statefulset: String,
+        revision: String,
+        replaced: usize,
+        failovers: usize,
+        verdict: String,
         elapsed_ms: u64,
     },
 }
@@ -113,6 +140,27 @@ mod tests {
                 moved_slots: 4096,
                 commands: Vec::new(),
                 elapsed_ms: 2100,
+            },
+            Event::RollReplaced {
+                statefulset: text("redis-cluster"),
+                pod: text("redis-cluster-5"),
+                role: Role::Replica,
+                revision: text("redis-cluster-7d4f9"),
+                elapsed_ms: 3100,
+            },
+            Event::RollFailedOver {
+                statefulset: text("redis-cluster"),
+                replica: text("redis-cluster-5"),
+                master: text("redis-cluster-2"),
+                elapsed_ms: 900,
+            },
+            Event::RollFinished {
+                statefulset: text("redis-cluster"),
+                revision: text("redis-cluster-7d4f9"),
+                replaced: 6,
+                failovers: 3,
+                verdict: text("Cluster healthy: 3 masters, 3 replicas, 16384/16384 slots covered"),
+                elapsed_ms: 40_000,
             },
         ];
         for event in events {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
     HostPathVolumeSource, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
@@ -367,6 +367,12 @@ fn render_cluster(cluster: &RedisCluster, namespace: &str) -> Result<Vec<Value>,
                 }),
             },
             volume_claim_templates: Some(vec![claim_template]),
+            // `apply` replaces the pods itself, in an order that knows Redis roles: replicas
+            // first, a CLUSTER FAILOVER before each master (cluster::roll).
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()

@@ -62,11 +62,13 @@ pub enum CauseKind {
     ReplicaLinkDown,
     /// More or fewer masters serve slots than the spec asks for.
     Shape,
+    /// Pods on an old StatefulSet revision: a roll started and has not finished.
+    RollInProgress,
 }
 
 impl CauseKind {
     /// Every kind, in the order above.
-    pub const ALL: [CauseKind; 18] = [
+    pub const ALL: [CauseKind; 19] = [
         CauseKind::PodDown,
         CauseKind::ClusterModeOff,
         CauseKind::StaleAddresses,
@@ -85,6 +87,7 @@ impl CauseKind {
         CauseKind::NoReplica,
         CauseKind::ReplicaLinkDown,
         CauseKind::Shape,
+        CauseKind::RollInProgress,
     ];
 }
 
@@ -868,6 +871,8 @@ fn leftover(kind: Kind, findings: &[&Finding]) -> Option<Draft> {
         | Kind::NotInCluster
         | Kind::OpenSlot
         | Kind::ReplicaSameNode => return None,
+        // Added after diagnosis, with its own cause (cluster::roll::note_roll).
+        Kind::OldRevision => return None,
     };
     Some(Draft {
         kind,

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 
-use super::observe::{observe, Observation, PodError, PodState};
+use super::observe::{observe, observe_pod, Observation, PodError, PodState};
 use super::resp::Reply;
 use super::topology::Topology;
-use super::transport::{show_cmd, Cmd, RedisTransport};
+use super::transport::{cmd, show_cmd, Cmd, RedisTransport};
 use super::verify::{verify, Report};
-use crate::wait::{poll_last, Poll};
+use crate::wait::{poll_last, poll_until, Poll, TimedOut};
 
 #[derive(Debug, Clone)]
 pub struct FormOptions {
@@ -126,6 +126,64 @@ pub(crate) async fn wait_converged(
     })
     .await?;
     waited.map_err(|report| not_converged(what, start.elapsed(), report))
+}
+
+/// How long one `CLUSTER FAILOVER` may take before it is asked again (Redis gives a manual
+/// failover 5 s before it gives up on its own).
+const FAILOVER_WAIT: Duration = Duration::from_secs(12);
+/// How many times a failover is asked before giving up.
+const FAILOVER_ATTEMPTS: usize = 3;
+/// How often the two pods are looked at while a failover settles.
+const FAILOVER_POLL: Duration = Duration::from_millis(250);
+
+/// `CLUSTER FAILOVER` on `replica` (the Redis 5.0 manual failover: its master stops taking
+/// writes until the replica has them all, then the replica takes over), then waits until both
+/// report the swap; asked again when Redis gave up on it.
+pub(crate) async fn failover(
+    t: &dyn RedisTransport,
+    topo: &Topology,
+    replica: &str,
+    master: &str,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let ex = Exec::new(t, topo);
+    let (Some(r), Some(m)) = (topo.pod(replica), topo.pod(master)) else {
+        bail!("internal error: {replica} or {master} is not a pod of the StatefulSet");
+    };
+    let what = format!("{replica} to take over from {master} (CLUSTER FAILOVER)");
+    for attempt in 1..=FAILOVER_ATTEMPTS {
+        ex.run(replica, vec![cmd(["CLUSTER", "FAILOVER"])]).await?;
+        let until = deadline.min(Instant::now() + FAILOVER_WAIT);
+        let swapped = poll_until(until, FAILOVER_POLL, &what, move || async move {
+            let (new, old) = tokio::join!(observe_pod(t, topo, r), observe_pod(t, topo, m));
+            Ok(if swapped(&new, &old) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{replica} is not master of {master}'s slots yet"))
+            })
+        })
+        .await;
+        match swapped {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.is::<TimedOut>()
+                    && attempt < FAILOVER_ATTEMPTS
+                    && Instant::now() < deadline =>
+            {
+                tracing::info!("{e}; asking {replica} again");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The role swap, as both report it: `new` is a master with slots, `old` replicates it.
+fn swapped(new: &PodState, old: &PodState) -> bool {
+    let (Some(n), Some(o)) = (new.myself(), old.myself()) else {
+        return false;
+    };
+    n.is_master() && !n.slots.is_empty() && o.is_replica() && o.master_id.as_ref() == Some(&n.id)
 }
 
 /// Runs commands on pods by name and logs what it changed.

@@ -29,6 +29,9 @@ pub(super) fn ip(n: u32) -> String {
     format!("10.0.0.{}", 10 + n)
 }
 
+/// The StatefulSet revision every fixture pod runs unless a test moves it.
+pub(super) const REVISION: &str = "redis-cluster-old";
+
 /// `$<hex digit>` → that node's id.
 fn expand(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -140,6 +143,10 @@ pub(super) struct Pod {
     pub master_link_up: Option<bool>,
     /// Set when it could not be asked: then it reports nothing else.
     pub error: Option<PodError>,
+    /// Its replication offset (`INFO replication`).
+    pub offset: u64,
+    /// `redis_version` of `INFO server`.
+    pub version: &'static str,
 }
 
 /// Pod `n` reporting `nodes`, `cluster_state:ok`, no keys.
@@ -152,12 +159,16 @@ pub(super) fn pod(n: u32, nodes: &str) -> Pod {
             ip: Some(ip(n)),
             node: Some(format!("node-{letter}")),
             pvc: format!("data-{}", name(n)),
+            revision: Some(REVISION.into()),
+            ready: true,
         },
         nodes: nodes.to_string(),
         state: "ok",
         keys: 0,
         master_link_up: None,
         error: None,
+        offset: 1000,
+        version: "5.0.6",
     }
 }
 
@@ -315,6 +326,8 @@ fn pod_state(p: &Pod) -> PodState {
         info: BTreeMap::new(),
         keys: 0,
         master_link_up: None,
+        replication_offset: None,
+        redis_version: None,
     };
     if st.error.is_some() {
         return st;
@@ -330,6 +343,8 @@ fn pod_state(p: &Pod) -> PodState {
     ));
     st.keys = p.keys;
     st.master_link_up = p.master_link_up;
+    st.replication_offset = Some(p.offset);
+    st.redis_version = Some(p.version.to_string());
     st.id = st.myself().map(|m| m.id.clone());
     st
 }

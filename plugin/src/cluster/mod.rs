@@ -19,6 +19,8 @@ pub mod observe;
 pub mod plan;
 pub mod preview;
 pub mod resp;
+pub mod roll;
+pub mod roll_exec;
 pub mod scale;
 pub mod status;
 pub mod step;

@@ -41,6 +41,11 @@ pub struct PodState {
     pub keys: u64,
     /// For a replica: `master_link_status:up`.
     pub master_link_up: Option<bool>,
+    /// Its replication offset (`INFO replication`): `master_repl_offset` on a master,
+    /// `slave_repl_offset` on a replica.
+    pub replication_offset: Option<u64>,
+    /// `redis_version` of `INFO server`, e.g. `5.0.6`.
+    pub redis_version: Option<String>,
 }
 
 impl PodState {
@@ -125,6 +130,8 @@ pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo)
         info: BTreeMap::new(),
         keys: 0,
         master_link_up: None,
+        replication_offset: None,
+        redis_version: None,
     };
     let Some(addr) = pod.addr(topo.port) else {
         st.error = Some(PodError::NoIp);
@@ -135,6 +142,7 @@ pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo)
         cmd(["CLUSTER", "INFO"]),
         cmd(["DBSIZE"]),
         cmd(["INFO", "replication"]),
+        cmd(["INFO", "server"]),
     ];
     let replies = match t.pipeline(&addr, &cmds).await {
         Ok(r) => r,
@@ -171,10 +179,19 @@ pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo)
     }
     if let Ok(s) = text(&replies[3]) {
         let info = parse_info(&s);
-        if info.get("role").map(String::as_str) == Some("slave") {
+        let offset = if info.get("role").map(String::as_str) == Some("slave") {
             st.master_link_up =
                 Some(info.get("master_link_status").map(String::as_str) == Some("up"));
-        }
+            "slave_repl_offset"
+        } else {
+            "master_repl_offset"
+        };
+        st.replication_offset = info.get(offset).and_then(|o| o.trim().parse().ok());
+    }
+    if let Some(Ok(s)) = replies.get(4).map(text) {
+        st.redis_version = parse_info(&s)
+            .get("redis_version")
+            .map(|v| v.trim().to_string());
     }
     st.id = st.myself().map(|m| m.id.clone());
     st

@@ -262,6 +262,8 @@ mod tests {
                 ip: Some(format!("10.0.0.{i}")),
                 node: Some(n.to_string()),
                 pvc: format!("data-redis-cluster-{i}"),
+                revision: None,
+                ready: true,
             })
             .collect();
         Topology::new(pods, masters, reps)

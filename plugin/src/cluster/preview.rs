@@ -12,6 +12,7 @@ use super::decide::{check_safe, fixed_roles, missing_meets};
 use super::nodes::{even_ranges, ranges_to_string, to_ranges};
 use super::observe::{observe, Observation};
 use super::plan::plan;
+use super::roll::RollAction;
 use super::scale::{balance_moves, SlotMove};
 use super::topology::{PodInfo, Topology};
 use super::transport::{cmd, RedisTransport};
@@ -62,6 +63,13 @@ pub enum RedisStep {
     },
     /// Departing nodes are forgotten by the ones that stay, before the StatefulSet shrinks.
     Forget { pods: Vec<String> },
+    /// Pods on an old revision (all of them, when the pod template changes) are replaced one
+    /// at a time in this order ([`super::roll`]): replicas first, a failover before each master.
+    Roll {
+        pods: usize,
+        failovers: usize,
+        actions: Vec<RollAction>,
+    },
     /// The pods could not all be asked; the step decides after the rollout.
     Unobserved { reason: String },
     /// The step would refuse (nothing is changed): the reason, as apply would give it.
@@ -218,6 +226,8 @@ async fn steps(
             ip: None,
             node: None,
             pvc: String::new(),
+            revision: None,
+            ready: false,
         });
     }
     let roles = plan(&future, &fixed, &owned)?;
@@ -528,6 +538,21 @@ impl std::fmt::Display for RedisStep {
                 "the staying nodes forget {} before the StatefulSet shrinks",
                 names(pods)
             ),
+            RedisStep::Roll {
+                pods,
+                failovers,
+                actions,
+            } => {
+                write!(
+                    f,
+                    "roll {pods} pod(s) onto the new revision, one at a time, with {failovers} \
+                     CLUSTER FAILOVER(s) before their masters go:"
+                )?;
+                for (i, action) in actions.iter().enumerate() {
+                    write!(f, "\n      {}. {action}", i + 1)?;
+                }
+                Ok(())
+            }
             RedisStep::Unobserved { reason } => write!(
                 f,
                 "decided after the rollout: not every pod answers now ({})",
@@ -554,7 +579,7 @@ pub fn summary(previews: &[RedisPreview]) -> Option<String> {
     let mut parts = Vec::new();
     let (mut formed, mut assigned, mut introduced, mut followed) = (0, 0, 0, 0);
     let (mut moved, mut keys, mut drained, mut failovers) = (0, 0u64, 0, 0);
-    let (mut unobserved, mut refused) = (0, 0);
+    let (mut unobserved, mut refused, mut rolled, mut roll_failovers) = (0, 0, 0, 0);
     for step in previews.iter().flat_map(|p| &p.steps) {
         match step {
             RedisStep::FormAfterRollout { .. } => formed += 1,
@@ -570,6 +595,12 @@ pub fn summary(previews: &[RedisPreview]) -> Option<String> {
                 keys += k;
             }
             RedisStep::Forget { pods } => drained += pods.len(),
+            RedisStep::Roll {
+                pods, failovers, ..
+            } => {
+                rolled += pods;
+                roll_failovers += failovers;
+            }
             RedisStep::Unobserved { .. } => unobserved += 1,
             RedisStep::Refused { .. } => refused += 1,
         }
@@ -589,6 +620,10 @@ pub fn summary(previews: &[RedisPreview]) -> Option<String> {
         format!("{unobserved} cluster(s) decided after the rollout"),
     );
     say(drained, format!("drain {drained} node(s)"));
+    say(
+        rolled,
+        format!("roll {rolled} pod(s) ({roll_failovers} failover(s))"),
+    );
     say(failovers, format!("{failovers} failover(s)"));
     say(assigned, format!("assign {assigned} slots"));
     say(introduced, format!("introduce {introduced} node(s)"));

@@ -12,9 +12,9 @@ use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
 use super::decide::{check_safe, fixed_roles};
-use super::exec::{observe_all, wait_converged, ClusterError, Exec, FormOptions};
+use super::exec::{failover, observe_all, wait_converged, ClusterError, Exec, FormOptions};
 use super::nodes::even_ranges;
-use super::observe::{observe, Observation};
+use super::observe::Observation;
 use super::plan::plan;
 use super::resp::Reply;
 use super::topology::Topology;
@@ -360,21 +360,7 @@ pub async fn scale_in(
         else {
             continue;
         };
-        ex.run(r, vec![cmd(["CLUSTER", "FAILOVER"])]).await?;
-        poll_until(
-            deadline,
-            opts.poll,
-            &format!("{r} to take over from {d} (CLUSTER FAILOVER)"),
-            || async move {
-                let o = observe(t, topo).await;
-                Ok(if role_master(&o, r) && !role_master(&o, d) {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending(String::new())
-                })
-            },
-        )
-        .await?;
+        failover(t, topo, r, d, deadline).await?;
         staying_masters.push(r.clone());
     }
     obs = observe_all(t, topo, deadline, opts.poll).await?;

@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use super::exec::FormOptions;
 use super::form::{ensure_cluster, verify_cluster, FormOutcome};
+use super::observe::{observe, Observation};
 use super::preview::{form_after_rollout, RedisPreview, RedisStep, Shape};
+use super::roll::{order, Facts, RollAction, RollOptions};
 use super::scale::{scale_in, ScaleInOutcome};
 use super::topology::{topology_from_kube, Topology};
 use super::transport::{direct, port_forward, ExecTransport, RedisTransport};
@@ -130,6 +132,7 @@ pub async fn preview(
     client: &Client,
     desired: &Value,
     live: Option<&Value>,
+    planned: Option<&Value>,
     via: Via,
 ) -> Option<RedisPreview> {
     let wanted = ClusterTarget::of(desired)?;
@@ -158,23 +161,56 @@ pub async fn preview(
         Err(error) => return Some(unobserved(format!("{error:#}"))),
     };
     let transport = transport(via, client, &current.namespace);
-    Some(
-        super::preview::preview(
-            transport.as_ref(),
-            &topology,
-            shape,
-            &wanted.namespace,
-            &wanted.statefulset,
-        )
-        .await,
+    let mut preview = super::preview::preview(
+        transport.as_ref(),
+        &topology,
+        shape,
+        &wanted.namespace,
+        &wanted.statefulset,
     )
+    .await;
+    if preview.observed.is_some() {
+        // A new pod template puts every pod on an old revision once it is applied.
+        let template = |o: Option<&Value>| o.map(|o| o["spec"]["template"].clone());
+        let all = planned.is_some() && template(planned) != template(Some(live));
+        let observed = observe(transport.as_ref(), &topology).await;
+        preview.steps.extend(roll_step(&topology, &observed, all));
+    }
+    Some(preview)
+}
+
+/// The roll `apply` will make, from what the pods report now; `all` when every pod will be
+/// out of date (the pod template changes).
+fn roll_step(topology: &Topology, observed: &Observation, all: bool) -> Option<RedisStep> {
+    let mut facts = Facts::new(topology, observed);
+    if all {
+        facts.outdated = topology.pods.iter().map(|p| p.name.clone()).collect();
+    }
+    if facts.outdated.is_empty() {
+        return None;
+    }
+    Some(match order(&facts, RollOptions::default()) {
+        Ok(actions) => RedisStep::Roll {
+            pods: facts.outdated.len(),
+            failovers: actions
+                .iter()
+                .filter(|a| matches!(a, RollAction::Failover { .. }))
+                .count(),
+            actions,
+        },
+        Err(error) => RedisStep::Refused {
+            reason: error.to_string(),
+        },
+    })
 }
 
 /// Verifies without changing anything.
 pub async fn verify(client: &Client, target: &ClusterTarget, via: Via) -> anyhow::Result<Report> {
     let topology = target.topology(client).await?;
     let transport = transport(via, client, &target.namespace);
-    Ok(verify_cluster(transport.as_ref(), &topology).await)
+    let mut report = verify_cluster(transport.as_ref(), &topology).await;
+    super::roll::note_roll(&topology, &mut report);
+    Ok(report)
 }
 
 /// Verifies each Redis Cluster kubectl-redis manages in `namespace` (or only `name`), read-only.

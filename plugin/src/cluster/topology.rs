@@ -22,6 +22,10 @@ pub struct PodInfo {
     pub node: Option<String>,
     /// The claim holding its `/data` (`data-<sts>-<ordinal>`).
     pub pvc: String,
+    /// Its `controller-revision-hash` label: the StatefulSet revision it was created from.
+    pub revision: Option<String>,
+    /// Its `Ready` condition is `True`.
+    pub ready: bool,
 }
 
 impl PodInfo {
@@ -41,6 +45,10 @@ pub struct Topology {
     pub masters: usize,
     pub replicas_per_master: usize,
     pub port: u16,
+    /// The StatefulSet's `status.updateRevision`: pods on another revision are out of date.
+    pub update_revision: Option<String>,
+    /// The StatefulSet's `spec.replicas`, when read from the API.
+    pub replicas: Option<usize>,
 }
 
 impl Topology {
@@ -53,6 +61,8 @@ impl Topology {
             masters,
             replicas_per_master,
             port: 6379,
+            update_revision: None,
+            replicas: None,
         }
     }
 
@@ -172,7 +182,19 @@ pub async fn topology_from_kube(
             .and_then(|s| s.pod_ip.clone())
             .filter(|ip| !ip.is_empty());
         let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+        let revision = p
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(REVISION_LABEL).cloned());
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         pods.push(PodInfo {
+            revision,
+            ready,
             pvc: format!("{claim}-{sts_name}-{ordinal}"),
             name,
             ordinal,
@@ -180,8 +202,14 @@ pub async fn topology_from_kube(
             node,
         });
     }
-    Ok(Topology::new(pods, masters, replicas_per_master))
+    let mut topology = Topology::new(pods, masters, replicas_per_master);
+    topology.update_revision = sts.status.as_ref().and_then(|s| s.update_revision.clone());
+    topology.replicas = spec.replicas.and_then(|r| usize::try_from(r).ok());
+    Ok(topology)
 }
+
+/// The label the StatefulSet controller puts on each pod: the revision it was created from.
+pub const REVISION_LABEL: &str = "controller-revision-hash";
 
 #[cfg(test)]
 mod tests {

@@ -49,11 +49,14 @@ pub enum Kind {
     OpenSlot,
     /// More or fewer masters serve slots than the spec asks for.
     Shape,
+    /// The pod is on an older StatefulSet revision than the update revision: a roll is in
+    /// progress (a warning).
+    OldRevision,
 }
 
 impl Kind {
     /// Every kind, in the order above.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Unreachable,
         Kind::UncoveredSlots,
         Kind::SlotMapDisagrees,
@@ -69,6 +72,7 @@ impl Kind {
         Kind::NotInCluster,
         Kind::OpenSlot,
         Kind::Shape,
+        Kind::OldRevision,
     ];
 }
 

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 use kubectl_redis::apply::{self, ApplyOptions};
+use kubectl_redis::cluster::preview::RedisStep;
+use kubectl_redis::cluster::roll::RollOptions;
 use kubectl_redis::k8s;
 use kubectl_redis::plan::{Plan, ShowOptions};
 use kubectl_redis::wait::deadline_after;
@@ -17,7 +19,12 @@ use super::{confirm, parse_timeout, GlobalArgs, Outcome, PolicyArgs, ViaArg};
   kubectl redis apply -f specs/redis-cluster.yaml
   kubectl redis apply -f specs/redis-cluster.yaml --yes --timeout 10m
   kubectl redis apply -f specs/redis-cluster.yaml --yes -o json   # JSON lines, for CI
-  kubectl redis plan -f specs/redis-cluster.yaml --out cluster.plan && kubectl redis apply cluster.plan")]
+  kubectl redis plan -f specs/redis-cluster.yaml --out cluster.plan && kubectl redis apply cluster.plan
+
+A new pod template (redis.conf, image) is rolled by apply itself: replicas first, one at a time,
+each waited for until it is back in the cluster and caught up; then each master hands its slots
+to an up-to-date replica (CLUSTER FAILOVER) before it is replaced. An interrupted roll resumes
+with the next apply. `kubectl redis plan` lists the order.")]
 pub struct ApplyArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
     #[arg(
@@ -43,8 +50,16 @@ pub struct ApplyArgs {
     #[arg(long, default_value = "5m", value_parser = parse_timeout)]
     pub timeout: Duration,
     /// Stop after the Kubernetes objects are rolled out; do not form or heal the Redis cluster.
+    /// Pods left on an old revision by a new pod template stay until an apply without it.
     #[arg(long)]
     pub skip_cluster_init: bool,
+    /// UNSAFE: replace masters that hold slots without a CLUSTER FAILOVER first. Faster, but
+    /// each master's slots are unavailable while it restarts (or until a replica takes over
+    /// after cluster-node-timeout), and writes acknowledged just before can be lost. By default
+    /// pods on an old revision are replaced replicas first, one at a time, and each master
+    /// hands its slots to an up-to-date replica before it goes.
+    #[arg(long)]
+    pub unsafe_fast_roll: bool,
     /// How to reach the pods' Redis for the cluster step.
     #[arg(long, value_enum, default_value_t)]
     pub via: ViaArg,
@@ -78,6 +93,9 @@ async fn apply(
         allow_replace: args.allow_replace,
         redis_step: !args.skip_cluster_init,
         via: args.via.into(),
+        roll: RollOptions {
+            unsafe_fast: args.unsafe_fast_roll,
+        },
         deadline: deadline_after(args.timeout)?,
     };
     let (connection, plan) = match &args.plan_file {
@@ -116,7 +134,9 @@ async fn apply(
         },
     );
     apply::check_allowed(&plan, &options)?;
-    if plan.summary().has_changes() && !confirm("Apply these changes?", args.yes)? {
+    let rolls =
+        (plan.redis.iter().flat_map(|p| &p.steps)).any(|s| matches!(s, RedisStep::Roll { .. }));
+    if (plan.summary().has_changes() || rolls) && !confirm("Apply these changes?", args.yes)? {
         eprintln!("Apply cancelled; nothing was written.");
         return Ok(Ending::Cancelled);
     }

@@ -92,6 +92,42 @@ impl Events for TextEvents {
                     seconds(elapsed_ms)
                 );
             }
+            Event::RollReplaced {
+                statefulset,
+                pod,
+                role,
+                revision,
+                elapsed_ms,
+            } => self.waited(format!(
+                "Redis Cluster {statefulset}: replaced {pod} ({role}): back on revision \
+                 {revision}, rejoined and caught up in {}",
+                seconds(elapsed_ms)
+            )),
+            Event::RollFailedOver {
+                statefulset,
+                replica,
+                master,
+                elapsed_ms,
+            } => self.waited(format!(
+                "Redis Cluster {statefulset}: {replica} took over from {master} (CLUSTER \
+                 FAILOVER) in {}",
+                seconds(elapsed_ms)
+            )),
+            Event::RollFinished {
+                statefulset,
+                revision,
+                replaced,
+                failovers,
+                verdict,
+                elapsed_ms,
+            } => {
+                self.waited(format!(
+                    "Redis Cluster {statefulset}: rolled {replaced} pod(s) onto revision \
+                     {revision} with {failovers} failover(s) in {}",
+                    seconds(elapsed_ms)
+                ));
+                println!("{verdict}");
+            }
         }
     }
 }

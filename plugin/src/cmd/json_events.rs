@@ -128,6 +128,26 @@ impl<W: Write + Send> Events for JsonEvents<W> {
                     changed: *changed,
                     verdict: verdict.clone(),
                 }),
+                // The verdict after a roll supersedes the one before it.
+                Event::RollFinished {
+                    statefulset,
+                    verdict,
+                    ..
+                } => {
+                    let cluster = Cluster {
+                        statefulset: statefulset.clone(),
+                        changed: true,
+                        verdict: verdict.clone(),
+                    };
+                    match seen
+                        .clusters
+                        .iter_mut()
+                        .find(|c| c.statefulset == *statefulset)
+                    {
+                        Some(known) => *known = cluster,
+                        None => seen.clusters.push(cluster),
+                    }
+                }
                 _ => {}
             }
         }

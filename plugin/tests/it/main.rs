@@ -17,6 +17,7 @@ mod completion_cli;
 mod e2e_cluster;
 mod e2e_plan_apply;
 mod e2e_real_server;
+mod e2e_roll;
 mod policy_abi;
 mod policy_cache;
 mod policy_engine;

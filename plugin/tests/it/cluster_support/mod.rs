@@ -341,6 +341,8 @@ impl TestCluster {
             ip: Some(proc.ip.clone()),
             node: Some(node.to_string()),
             pvc: format!("data-redis-cluster-{i}"),
+            revision: None,
+            ready: true,
         });
         self.procs.push(proc);
     }

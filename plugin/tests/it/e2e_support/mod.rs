@@ -5,6 +5,8 @@ use std::process::Command;
 
 use localcluster::{LocalCluster, Options};
 
+pub mod writer;
+
 pub struct Env {
     pub cluster: LocalCluster,
     pub dir: tempfile::TempDir,

@@ -1,0 +1,180 @@
+//! The roll's executor: observe, let [`super::roll::next`] decide, act, repeat. Every wait
+//! goes through [`poll_until`] with the command's deadline; the state is read again from the
+//! API and the pods each time, so a roll that was interrupted resumes where the cluster is.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams};
+use kube::Client;
+
+use super::exec::{failover, Exec};
+use super::form::meet;
+use super::observe::observe;
+use super::roll::{self, outdated_pods, Facts, Next, Role, RollAction, RollOptions};
+use super::step::{transport, ClusterTarget, Via};
+use super::topology::Topology;
+use super::transport::RedisTransport;
+use super::verify::{verify, Report};
+use crate::progress::{Event, Events};
+use crate::wait::{poll_until, Poll};
+
+/// How often the cluster is looked at while a step settles.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What a finished roll did.
+#[derive(Debug, Clone)]
+pub struct RollOutcome {
+    pub revision: String,
+    pub replaced: usize,
+    pub failovers: usize,
+    /// The verification after the last pod settled.
+    pub report: Report,
+    pub elapsed_ms: u64,
+}
+
+/// What a roll needs besides the cluster: how to reach the pods, what the user allows, when
+/// to give up, where progress goes.
+pub struct RollRun<'a> {
+    pub via: Via,
+    pub options: RollOptions,
+    pub deadline: Instant,
+    pub events: &'a dyn Events,
+}
+
+fn ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Replaces every pod of `target` that is not on the StatefulSet's update revision, in the
+/// safe order, and reports it (`rollFinished` last); None when none is out of date.
+pub async fn roll(
+    client: &Client,
+    target: &ClusterTarget,
+    run: &RollRun<'_>,
+) -> anyhow::Result<Option<RollOutcome>> {
+    let start = Instant::now();
+    let redis = transport(run.via, client, &target.namespace);
+    let t = redis.as_ref();
+    if outdated_pods(&target.topology(client).await?).is_empty() {
+        return Ok(None);
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+    let statefulset = target.statefulset.clone();
+    let (mut replaced, mut failovers) = (0, 0);
+    let mut pending: Option<(String, Role, Instant)> = None;
+    let mut failed_over: Option<String> = None;
+    loop {
+        let (next, topo) = settle(client, target, t, run).await?;
+        let revision = topo.update_revision.clone().unwrap_or_default();
+        if let Some((pod, role, since)) = pending.take() {
+            run.events.emit(Event::RollReplaced {
+                statefulset: statefulset.clone(),
+                pod,
+                role,
+                revision: revision.clone(),
+                elapsed_ms: ms(since),
+            });
+            replaced += 1;
+        }
+        match next {
+            None => {
+                let report = verify(&topo, &observe(t, &topo).await);
+                run.events.emit(Event::RollFinished {
+                    statefulset,
+                    revision: revision.clone(),
+                    replaced,
+                    failovers,
+                    verdict: report.headline.clone(),
+                    elapsed_ms: ms(start),
+                });
+                return Ok(Some(RollOutcome {
+                    revision,
+                    replaced,
+                    failovers,
+                    report,
+                    elapsed_ms: ms(start),
+                }));
+            }
+            Some(RollAction::Replace { pod, role }) => {
+                let role = match failed_over.take() {
+                    Some(master) if master == pod => Role::FormerMaster,
+                    _ => role,
+                };
+                // The decision came from this very listing; still, never delete a pod the
+                // revision does not call out of date.
+                if !outdated_pods(&topo).contains(&pod) {
+                    bail!("internal error: the roll chose {pod}, which is on the update revision");
+                }
+                pods.delete(&pod, &DeleteParams::default())
+                    .await
+                    .with_context(|| format!("cannot delete pod {pod} to replace it"))?;
+                pending = Some((pod, role, Instant::now()));
+            }
+            Some(RollAction::Failover { replica, master }) => {
+                let since = Instant::now();
+                failover(t, &topo, &replica, &master, run.deadline).await?;
+                run.events.emit(Event::RollFailedOver {
+                    statefulset: statefulset.clone(),
+                    replica,
+                    master: master.clone(),
+                    elapsed_ms: ms(since),
+                });
+                failovers += 1;
+                failed_over = Some(master);
+            }
+        }
+    }
+}
+
+/// Waits until the roll may take its next step, and says which (None: done). While it waits,
+/// pods whose peers have not learnt their new address are introduced again (`CLUSTER MEET`),
+/// and each change of what it waits for is a `waiting` event.
+async fn settle(
+    client: &Client,
+    target: &ClusterTarget,
+    t: &dyn RedisTransport,
+    run: &RollRun<'_>,
+) -> anyhow::Result<(Option<RollAction>, Topology)> {
+    let object = format!("Redis Cluster {}/{}", target.namespace, target.statefulset);
+    let last = Mutex::new(String::new());
+    let last_meet = Mutex::new(Instant::now());
+    let (object_ref, last, last_meet) = (&object, &last, &last_meet);
+    poll_until(
+        run.deadline,
+        POLL,
+        &format!("{object} to settle between two steps of the roll"),
+        move || async move {
+            let topo = target.topology(client).await?;
+            let obs = observe(t, &topo).await;
+            let why = match roll::next(&Facts::new(&topo, &obs), run.options)? {
+                Next::Done => return Ok(Poll::Ready((None, topo))),
+                Next::Act(action) => return Ok(Poll::Ready((Some(action), topo))),
+                Next::Wait(why) => why,
+            };
+            let heal = {
+                let mut at = last_meet.lock().unwrap_or_else(|p| p.into_inner());
+                let due = at.elapsed() >= Duration::from_secs(1) && obs.pods.iter().all(|p| p.ok());
+                if due {
+                    *at = Instant::now();
+                }
+                due
+            };
+            if heal {
+                meet(&Exec::new(t, &topo), &obs).await?;
+            }
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            if *last != why {
+                run.events.emit(Event::Waiting {
+                    object: object_ref.clone(),
+                    state: format!("rolling: {why}"),
+                });
+                last.clone_from(&why);
+            }
+            Ok(Poll::Pending(why))
+        },
+    )
+    .await
+}
