@@ -109,6 +109,7 @@ impl ModuleCache {
     }
 
     /// Ok(None): no entry. Err: an entry that must not be used.
+    #[allow(unsafe_code)] // deserializes a checked cache entry: see the SAFETY comment
     fn read(&self, path: &Path) -> Result<Option<Module>, String> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,

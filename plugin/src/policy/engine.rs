@@ -179,6 +179,7 @@ impl PolicyEngine {
     }
 
     /// The built-in policies embedded in the binary, as build.rs precompiled them.
+    #[allow(unsafe_code)] // loads our own precompiled code: see the SAFETY comment below
     pub fn load_builtins(&self) -> Result<Vec<Policy>, PolicyError> {
         let load = |b: &Builtin| {
             let label = format!("builtin:{}", b.name);
@@ -219,6 +220,7 @@ impl PolicyEngine {
     /// `code` is run as machine code without being verified: it must be, byte for byte, what
     /// `Engine::precompile_module` (or `Module::serialize`) produced, or bytes that are not a
     /// precompiled module at all (those are detected and refused). Never pass bytes from outside.
+    #[allow(unsafe_code)] // deserializes precompiled code: see # Safety
     pub unsafe fn load_precompiled(
         &self,
         label: &str,

@@ -147,6 +147,7 @@ fn builtin_policies_load_precompiled() {
 }
 
 #[test]
+#[allow(unsafe_code)] // loads precompiled code made in the test
 fn code_precompiled_with_the_shared_configuration_loads() {
     // What build.rs does: the configuration of engine_config.rs, for the target's baseline CPU.
     let config = engine_config::config(Some(env!("KR_TARGET"))).expect("config");
@@ -163,6 +164,7 @@ fn code_precompiled_with_the_shared_configuration_loads() {
 }
 
 #[test]
+#[allow(unsafe_code)] // loads precompiled code made in the test, or garbage it must refuse
 fn precompiled_code_the_engine_refuses_falls_back_to_the_cache() {
     // Compiled without fuel and epochs: wasmtime refuses it for this engine, as it would code
     // for CPU features this host lacks. So are bytes that are no precompiled module at all.

@@ -13,6 +13,10 @@
 //! Dropping the [`LocalCluster`] stops every process it started, removes the network it made
 //! and its temporary directories. See README.md for what is real and what is ours.
 
+// The node agent forks, enters network namespaces, signals process groups and takes flocks
+// through libc (each call with a SAFETY comment): the one crate of the workspace that needs it.
+#![allow(unsafe_code)]
+
 mod agent;
 pub mod controlplane;
 mod faults;
