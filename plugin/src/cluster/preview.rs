@@ -14,7 +14,7 @@ use super::observe::{observe, Observation};
 use super::plan::plan;
 use super::roll::RollAction;
 use super::scale::{balance_moves, SlotMove};
-use super::topology::{PodInfo, Topology};
+use super::topology::{names, PodInfo, Topology};
 use super::transport::{cmd, RedisTransport};
 use super::verify::verify;
 
@@ -439,19 +439,6 @@ fn pod_name(topo: &Topology, ordinal: usize) -> String {
         .strip_suffix(&any.ordinal.to_string())
         .unwrap_or(&any.name);
     format!("{prefix}{ordinal}")
-}
-
-/// People's words for a list of pods: at most four names, then a count.
-pub fn names(pods: &[String]) -> String {
-    const SHOWN: usize = 4;
-    if pods.len() <= SHOWN {
-        return pods.join(", ");
-    }
-    format!(
-        "{} and {} more",
-        pods[..SHOWN - 1].join(", "),
-        pods.len() - (SHOWN - 1)
-    )
 }
 
 impl std::fmt::Display for RedisStep {

@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::diagnose::{Cause, CauseKind, Severity};
 use super::observe::{Observation, PodState};
-use super::preview::names;
-use super::topology::{PodInfo, Topology};
+use super::topology::{names, PodInfo, Topology};
 use super::verify::{verify, Finding, Kind, Report};
 
 /// How many bytes of replication stream a replica may trail its master and still count as

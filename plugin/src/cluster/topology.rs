@@ -211,6 +211,19 @@ pub async fn topology_from_kube(
 /// The label the StatefulSet controller puts on each pod: the revision it was created from.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 
+/// People's words for a list of pods: at most four names, then a count.
+pub fn names(pods: &[String]) -> String {
+    const SHOWN: usize = 4;
+    if pods.len() <= SHOWN {
+        return pods.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        pods[..SHOWN - 1].join(", "),
+        pods.len() - (SHOWN - 1)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

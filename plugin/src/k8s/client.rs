@@ -4,16 +4,13 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Secret, Service,
-};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject};
+use kube::api::{Api, DeleteParams, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 
 use super::errors::{explain, status_code};
+use super::objects::{api_resource, describe_object};
 use super::retry;
 use crate::wait::Poll;
 
@@ -172,22 +169,6 @@ fn describe(files: &str, kubeconfig: &Kubeconfig, options: &KubeConfigOptions) -
     format!("kubeconfig {files}, context `{context}`")
 }
 
-/// The API resource of a rendered object's kind; only the kinds the spec accepts exist here.
-pub fn api_resource(kind: &str) -> Option<(ApiResource, bool)> {
-    let namespaced = |resource: ApiResource| Some((resource, true));
-    let cluster = |resource: ApiResource| Some((resource, false));
-    match kind {
-        "Namespace" => cluster(ApiResource::erase::<Namespace>(&())),
-        "PersistentVolume" => cluster(ApiResource::erase::<PersistentVolume>(&())),
-        "PersistentVolumeClaim" => namespaced(ApiResource::erase::<PersistentVolumeClaim>(&())),
-        "ConfigMap" => namespaced(ApiResource::erase::<ConfigMap>(&())),
-        "Secret" => namespaced(ApiResource::erase::<Secret>(&())),
-        "Service" => namespaced(ApiResource::erase::<Service>(&())),
-        "StatefulSet" => namespaced(ApiResource::erase::<StatefulSet>(&())),
-        _ => None,
-    }
-}
-
 /// A dynamic handle for the object's kind, scoped to its namespace when it has one.
 pub fn api_for(client: &Client, object: &Value) -> anyhow::Result<Api<DynamicObject>> {
     let kind = object["kind"].as_str().unwrap_or_default();
@@ -201,16 +182,6 @@ pub fn api_for(client: &Client, object: &Value) -> anyhow::Result<Api<DynamicObj
     } else {
         Api::all_with(client.clone(), &resource)
     })
-}
-
-/// `StatefulSet default/redis-cluster`, `PersistentVolume redis01`.
-pub fn describe_object(object: &Value) -> String {
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    match object["metadata"]["namespace"].as_str() {
-        Some(namespace) => format!("{kind} {namespace}/{name}"),
-        None => format!("{kind} {name}"),
-    }
 }
 
 /// How a delete treats an object's dependents: a StatefulSet in the foreground (it is gone only

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::client::{api_resource, describe_object};
+use super::objects::{api_resource, describe_object};
 
 /// The HTTP status of an API error, if it is one.
 pub fn status_code(error: &kube::Error) -> Option<u16> {

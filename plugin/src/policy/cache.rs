@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
-use super::engine::ModuleSource;
+use super::ModuleSource;
 
 const MAGIC: &[u8; 8] = b"KRWASMC1";
 

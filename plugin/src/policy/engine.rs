@@ -26,7 +26,7 @@ use wasmtime::{Engine, Module, Precompiled};
 
 use super::builtin::Builtin;
 use super::cache::ModuleCache;
-use super::{Finding, Metadata, PolicyRun, Report};
+use super::{Finding, Metadata, ModuleSource, PolicyRun, Report};
 use crate::render::Bundle;
 use conform::parse_findings;
 
@@ -88,17 +88,6 @@ impl PolicyError {
             message: message.into(),
         }
     }
-}
-
-/// Where a module's native code came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModuleSource {
-    /// Compiled by build.rs and embedded in the binary (the built-in policies).
-    Precompiled,
-    /// Read from the on-disk cache of compiled modules.
-    Cache,
-    /// JIT-compiled by this process (then written to the cache, when there is one).
-    Compiled,
 }
 
 /// A compiled module that fits the ABI.

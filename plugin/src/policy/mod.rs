@@ -21,9 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use engine::{
-    EngineOptions, Limits, ModuleSource, Policy, PolicyEngine, PolicyError, PolicyErrorKind,
-};
+pub use engine::{EngineOptions, Limits, Policy, PolicyEngine, PolicyError, PolicyErrorKind};
 pub use run::{run, PolicyOptions};
 pub use settings::PolicySettings;
 pub use waiver::Waiver;
@@ -34,6 +32,17 @@ pub use kr_policy_abi::{Metadata, ObjectRef, RuleInfo, Severity};
 
 /// The ABI versions this host speaks.
 pub const SUPPORTED_ABI: &[i32] = &[kr_policy_abi::ABI_VERSION];
+
+/// Where a module's native code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleSource {
+    /// Compiled by build.rs and embedded in the binary (the built-in policies).
+    Precompiled,
+    /// Read from the on-disk cache of compiled modules.
+    Cache,
+    /// JIT-compiled by this process (then written to the cache, when there is one).
+    Compiled,
+}
 
 /// What identifies an object when a finding or a waiver names it: kind, namespace and name, not
 /// apiVersion (a policy may not know the group version). Borrowed, to index a bundle by it.

@@ -6,8 +6,8 @@ use kr_policy_abi::{exports, Output};
 use serde_json::Value;
 use wasmtime::{ExternType, Module, ValType};
 
-use super::super::{Finding, Metadata, RuleInfo, SUPPORTED_ABI};
-use super::{ModuleSource, Policy, PolicyEngine, PolicyError, PolicyErrorKind};
+use super::super::{Finding, Metadata, ModuleSource, RuleInfo, SUPPORTED_ABI};
+use super::{Policy, PolicyEngine, PolicyError, PolicyErrorKind};
 
 /// The exports the ABI requires, with their signatures.
 const REQUIRED_EXPORTS: &[(&str, &[ValType], &[ValType])] = &[
