@@ -138,15 +138,14 @@ const FAILOVER_POLL: Duration = Duration::from_millis(250);
 
 /// `CLUSTER FAILOVER` on `replica` (the Redis 5.0 manual failover: its master stops taking
 /// writes until the replica has them all, then the replica takes over), then waits until both
-/// report the swap; asked again when Redis gave up on it.
+/// report the swap; asked again when Redis gave up on it. The command goes into `ex`'s log.
 pub(crate) async fn failover(
-    t: &dyn RedisTransport,
-    topo: &Topology,
+    ex: &Exec<'_>,
     replica: &str,
     master: &str,
     deadline: Instant,
 ) -> anyhow::Result<()> {
-    let ex = Exec::new(t, topo);
+    let (t, topo) = (ex.t, ex.topo);
     let (Some(r), Some(m)) = (topo.pod(replica), topo.pod(master)) else {
         bail!("internal error: {replica} or {master} is not a pod of the StatefulSet");
     };

@@ -37,6 +37,35 @@ pub struct FormOutcome {
     pub elapsed_ms: u128,
 }
 
+/// `meet`, repeated while gossip settles: at most once a second, and only when every pod answers
+/// (a pod still starting would be met at an address it does not serve yet).
+pub(crate) struct Remeet {
+    last: Mutex<Instant>,
+}
+
+impl Remeet {
+    pub(crate) fn new() -> Remeet {
+        Remeet {
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub(crate) async fn if_due(&self, ex: &Exec<'_>, obs: &Observation) -> Result<()> {
+        let due = {
+            let mut at = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let due = at.elapsed() >= Duration::from_secs(1) && obs.pods.iter().all(|p| p.ok());
+            if due {
+                *at = Instant::now();
+            }
+            due
+        };
+        if due {
+            meet(ex, obs).await?;
+        }
+        Ok(())
+    }
+}
+
 pub(crate) async fn meet(ex: &Exec<'_>, obs: &Observation) -> Result<()> {
     let meets = missing_meets(obs);
     let port = ex.topo.port.to_string();
@@ -231,23 +260,15 @@ async fn wait_formed(
     opts: &FormOptions,
 ) -> Result<Report> {
     let start = Instant::now();
-    // Meets are repeated (at most once a second) until gossip has joined everyone.
-    let last_meet = &Mutex::new(Instant::now());
+    // Meets are repeated until gossip has joined everyone.
+    let remeet = &Remeet::new();
     let waited = poll_last(deadline, opts.poll, || async move {
         let obs = observe(ex.t, topo).await;
         let report = verify(topo, &obs);
         if report.healthy {
             return Ok(Poll::Ready(report));
         }
-        let due = last_meet
-            .lock()
-            .map_or(true, |at| at.elapsed() >= Duration::from_secs(1));
-        if due && obs.pods.iter().all(|p| p.ok()) {
-            meet(ex, &obs).await?;
-            if let Ok(mut at) = last_meet.lock() {
-                *at = Instant::now();
-            }
-        }
+        remeet.if_due(ex, &obs).await?;
         Ok(Poll::Pending(report))
     })
     .await?;

@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams};
 use kube::Client;
 
 use super::exec::{failover, Exec};
-use super::form::meet;
+use super::form::Remeet;
 use super::observe::observe;
 use super::roll::{self, outdated_pods, Facts, Next, Role, RollAction, RollOptions};
 use super::step::{transport, ClusterTarget, Via};
@@ -115,7 +115,7 @@ pub async fn roll(
             }
             Some(RollAction::Failover { replica, master }) => {
                 let since = Instant::now();
-                failover(t, &topo, &replica, &master, run.deadline).await?;
+                failover(&Exec::new(t, &topo), &replica, &master, run.deadline).await?;
                 run.events.emit(Event::RollFailedOver {
                     statefulset: statefulset.clone(),
                     replica,
@@ -140,8 +140,8 @@ async fn settle(
 ) -> anyhow::Result<(Option<RollAction>, Topology)> {
     let object = format!("Redis Cluster {}/{}", target.namespace, target.statefulset);
     let last = Mutex::new(String::new());
-    let last_meet = Mutex::new(Instant::now());
-    let (object_ref, last, last_meet) = (&object, &last, &last_meet);
+    let remeet = Remeet::new();
+    let (object_ref, last, remeet) = (&object, &last, &remeet);
     poll_until(
         run.deadline,
         POLL,
@@ -154,17 +154,7 @@ async fn settle(
                 Next::Act(action) => return Ok(Poll::Ready((Some(action), topo))),
                 Next::Wait(why) => why,
             };
-            let heal = {
-                let mut at = last_meet.lock().unwrap_or_else(|p| p.into_inner());
-                let due = at.elapsed() >= Duration::from_secs(1) && obs.pods.iter().all(|p| p.ok());
-                if due {
-                    *at = Instant::now();
-                }
-                due
-            };
-            if heal {
-                meet(&Exec::new(t, &topo), &obs).await?;
-            }
+            remeet.if_due(&Exec::new(t, &topo), &obs).await?;
             let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
             if *last != why {
                 run.events.emit(Event::Waiting {

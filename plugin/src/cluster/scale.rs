@@ -360,7 +360,7 @@ pub async fn scale_in(
         else {
             continue;
         };
-        failover(t, topo, r, d, deadline).await?;
+        failover(&ex, r, d, deadline).await?;
         staying_masters.push(r.clone());
     }
     obs = observe_all(t, topo, deadline, opts.poll).await?;
