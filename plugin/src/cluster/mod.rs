@@ -11,6 +11,7 @@
 pub mod decide;
 pub mod diagnose;
 pub mod exec;
+pub mod finding;
 #[cfg(test)]
 mod fixture;
 pub mod form;
@@ -30,10 +31,11 @@ pub mod verify;
 
 pub use diagnose::{Cause, CauseKind, Severity};
 pub use exec::{ClusterError, FormOptions};
+pub use finding::{Finding, Kind};
 pub use form::{ensure_cluster, verify_cluster, wait_healthy, FormOutcome};
 pub use nodes::key_slot;
 pub use plan::Plan;
 pub use scale::{scale_in, ScaleInOutcome};
 pub use topology::{topology_from_kube, PodInfo, Topology};
 pub use transport::{direct, port_forward, ExecTransport, PodAddr, RedisTransport};
-pub use verify::{Finding, Kind, PodRow, Report};
+pub use verify::{PodRow, Report};

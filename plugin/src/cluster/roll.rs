@@ -13,9 +13,10 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::diagnose::{Cause, CauseKind, Severity};
+use super::finding::{Finding, Kind};
 use super::observe::{Observation, PodState};
 use super::topology::{names, PodInfo, Topology};
-use super::verify::{verify, Finding, Kind, Report};
+use super::verify::{verify, Report};
 
 /// How many bytes of replication stream a replica may trail its master and still count as
 /// caught up (offsets are read from two nodes one after the other, under live writes).

@@ -3,8 +3,9 @@
 //! of several reports (`plugin/schemas/status.schema.json`).
 
 use super::diagnose::{Cause, Severity};
+use super::finding::count;
 use super::step::ClusterTarget;
-use super::verify::{count, PodRow, Report};
+use super::verify::{PodRow, Report};
 use crate::report::style::Style;
 
 /// How to render the text.
@@ -286,11 +287,12 @@ mod tests {
     use serde_json::Value;
 
     use super::super::diagnose::CauseKind;
+    use super::super::finding::Kind;
     use super::super::fixture::{
         half_migrated, master_down, observation, replica_beside_master, replica_missing, restarted,
         seed, topology, Pod,
     };
-    use super::super::verify::{verify, Kind};
+    use super::super::verify::verify;
     use super::*;
 
     fn report(pods: &[Pod]) -> Report {
