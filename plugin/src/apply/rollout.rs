@@ -1,0 +1,235 @@
+//! Waiting for what was applied: volumes bound, the StatefulSet rolled out, and when it does
+//! not, what its pods say.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, ListParams};
+
+use crate::k8s::Connection;
+use crate::plan::Plan;
+use crate::progress::{Event, Events};
+use crate::wait::{poll_until, Poll, TimedOut};
+
+/// How often rollout state is polled while waiting.
+const POLL: Duration = Duration::from_millis(300);
+
+/// Waits for every StatefulSet of the plan: its claims Bound, then all pods Running and Ready on
+/// the current revision. On timeout the error says which pods are not there yet and why.
+pub async fn wait_for_rollout(
+    connection: &Connection,
+    plan: &Plan,
+    deadline: Instant,
+    events: &dyn Events,
+) -> anyhow::Result<()> {
+    for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
+        let namespace = object.desired["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(&plan.namespace);
+        let name = object.desired["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        wait_for_statefulset(connection, namespace, name, deadline, events).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn wait_for_statefulset(
+    connection: &Connection,
+    namespace: &str,
+    name: &str,
+    deadline: Instant,
+    events: &dyn Events,
+) -> anyhow::Result<()> {
+    let statefulsets: Api<StatefulSet> = Api::namespaced(connection.client.clone(), namespace);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(connection.client.clone(), namespace);
+    let object = format!("StatefulSet {namespace}/{name}");
+    // Only changes of state are events: a poll every 300 ms must not flood a JSON consumer.
+    let last = std::sync::Mutex::new(String::new());
+    let (statefulsets_ref, claims_ref, object_ref, last) = (&statefulsets, &claims, &object, &last);
+    let waited = poll_until(
+        deadline,
+        POLL,
+        &format!("{object} to roll out"),
+        move || async move {
+            let statefulset = statefulsets_ref
+                .get(name)
+                .await
+                .with_context(|| format!("cannot read {object_ref}"))?;
+            let state = RolloutState::of(&statefulset, claims_ref).await?;
+            if state.done() {
+                return Ok(Poll::Ready(state));
+            }
+            let now = state.progress();
+            let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if *last != now {
+                events.emit(Event::Waiting {
+                    object: object_ref.clone(),
+                    state: now.clone(),
+                });
+                last.clone_from(&now);
+            }
+            Ok(Poll::Pending(now))
+        },
+    )
+    .await;
+    match waited {
+        Ok(state) => {
+            let state = if state.updated < state.replicas {
+                format!(
+                    "{} claims bound, {}/{} pods ready, {}/{} on revision {} (OnDelete: the \
+                     Redis step replaces the others one at a time)",
+                    state.bound,
+                    state.ready,
+                    state.replicas,
+                    state.updated,
+                    state.replicas,
+                    state.revision
+                )
+            } else {
+                format!(
+                    "{} claims bound, {}/{} pods ready on revision {}",
+                    state.bound, state.ready, state.replicas, state.revision
+                )
+            };
+            events.emit(Event::Waited { object, state });
+            Ok(())
+        }
+        Err(error) if error.is::<TimedOut>() => {
+            let pods: Api<Pod> = Api::namespaced(connection.client.clone(), namespace);
+            let detail = match statefulsets.get(name).await {
+                Ok(statefulset) => pod_problems(&pods, &statefulset).await,
+                Err(_) => String::new(),
+            };
+            bail!(
+                "{error}.{detail} Raise --timeout, or look at `kubectl -n {namespace} describe pods`"
+            )
+        }
+        Err(error) => Err(error),
+    }
+}
+
+pub(super) struct RolloutState {
+    replicas: i32,
+    ready: i32,
+    updated: i32,
+    claims: usize,
+    bound: usize,
+    revision: String,
+    settled: bool,
+    /// `updateStrategy: OnDelete`: the controller replaces no pod, the Redis step does.
+    on_delete: bool,
+}
+
+impl RolloutState {
+    async fn of(
+        statefulset: &StatefulSet,
+        claims: &Api<PersistentVolumeClaim>,
+    ) -> anyhow::Result<RolloutState> {
+        let name = statefulset.metadata.name.clone().unwrap_or_default();
+        let spec = statefulset.spec.clone().unwrap_or_default();
+        let status = statefulset.status.clone().unwrap_or_default();
+        let replicas = spec.replicas.unwrap_or(1);
+        let templates: Vec<String> = spec
+            .volume_claim_templates
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.metadata.name.clone())
+            .collect();
+        let wanted: Vec<String> = templates
+            .iter()
+            .flat_map(|t| {
+                let name = &name;
+                (0..replicas).map(move |i| format!("{t}-{name}-{i}"))
+            })
+            .collect();
+        let all = ListParams::default();
+        let listed = claims.list(&all).await?;
+        let bound = listed
+            .items
+            .iter()
+            .filter(|c| wanted.contains(&c.metadata.name.clone().unwrap_or_default()))
+            .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
+            .count();
+        let generation = statefulset.metadata.generation.unwrap_or(0);
+        let on_delete = spec
+            .update_strategy
+            .as_ref()
+            .and_then(|s| s.type_.as_deref())
+            == Some("OnDelete");
+        let settled = status.observed_generation.unwrap_or(0) >= generation
+            && status.update_revision.is_some()
+            && (on_delete || status.current_revision == status.update_revision);
+        Ok(RolloutState {
+            replicas,
+            ready: status.ready_replicas.unwrap_or(0),
+            updated: status.updated_replicas.unwrap_or(0),
+            claims: wanted.len(),
+            bound,
+            revision: status.update_revision.unwrap_or_default(),
+            settled,
+            on_delete,
+        })
+    }
+
+    fn progress(&self) -> String {
+        format!(
+            "{}/{} claims bound, {}/{} pods ready, {}/{} on the new revision",
+            self.bound, self.claims, self.ready, self.replicas, self.updated, self.replicas
+        )
+    }
+
+    fn done(&self) -> bool {
+        self.settled
+            && self.bound == self.claims
+            && self.ready == self.replicas
+            && (self.on_delete || self.updated == self.replicas)
+    }
+}
+
+/// One line per pod that is not Running and Ready, with the reason the kubelet gives.
+pub(super) async fn pod_problems(pods: &Api<Pod>, statefulset: &StatefulSet) -> String {
+    let selector = statefulset
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else {
+        return String::new();
+    };
+    let mut lines = String::new();
+    for pod in list.items {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let status = pod.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if !ready {
+            let waiting = status
+                .container_statuses
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+                .collect::<Vec<_>>()
+                .join(", ");
+            lines.push_str(&format!(
+                " Pod {name}: {}{}.",
+                status.phase.unwrap_or_else(|| "Pending".into()),
+                if waiting.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({waiting})")
+                }
+            ));
+        }
+    }
+    lines
+}
