@@ -1,0 +1,174 @@
+use super::*;
+
+fn owned(v: &[(&str, Vec<(u16, u16)>)]) -> BTreeMap<String, Vec<(u16, u16)>> {
+    v.iter().map(|(k, r)| (k.to_string(), r.clone())).collect()
+}
+
+#[test]
+fn three_to_four_moves_a_quarter() {
+    let o = owned(&[
+        ("m0", vec![(0, 5460)]),
+        ("m1", vec![(5461, 10922)]),
+        ("m2", vec![(10923, 16383)]),
+    ]);
+    let ms: Vec<String> = ["m0", "m1", "m2", "m3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let moves = balance_moves(&o, &ms, &[]);
+    assert_eq!(moves.len(), 4096);
+    assert!(moves.iter().all(|m| m.to == "m3"));
+    for m in ["m0", "m1", "m2"] {
+        let n = moves.iter().filter(|x| x.from == m).count();
+        assert!((1364..=1366).contains(&n), "{m} gives {n}");
+    }
+    // m0 gives its top slots: its range stays contiguous.
+    assert!(moves
+        .iter()
+        .filter(|x| x.from == "m0")
+        .all(|x| x.slot > 4000 && x.slot <= 5460));
+}
+
+#[test]
+fn four_to_three_drains_the_departing_master() {
+    let o = owned(&[
+        ("m0", vec![(0, 4095)]),
+        ("m1", vec![(4096, 8191)]),
+        ("m2", vec![(8192, 12287)]),
+        ("m3", vec![(12288, 16383)]),
+    ]);
+    let ms: Vec<String> = ["m0", "m1", "m2"].iter().map(|s| s.to_string()).collect();
+    let moves = balance_moves(&o, &ms, &["m3".to_string()]);
+    assert_eq!(moves.len(), 4096);
+    assert!(moves.iter().all(|m| m.from == "m3"));
+    let mut got: Vec<usize> = ms
+        .iter()
+        .map(|m| 4096 + moves.iter().filter(|x| &x.to == m).count())
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![5461, 5461, 5462]);
+}
+
+#[test]
+fn balanced_needs_no_moves() {
+    let o = owned(&[
+        ("m0", vec![(0, 5460)]),
+        ("m1", vec![(5461, 10922)]),
+        ("m2", vec![(10923, 16383)]),
+    ]);
+    let ms: Vec<String> = ["m0", "m1", "m2"].iter().map(|s| s.to_string()).collect();
+    assert!(balance_moves(&o, &ms, &[]).is_empty());
+}
+
+/// `balance_moves` on what `fixed_roles` reads from an observation, as scale-in and
+/// scale-out call it. Moves are summarised as `(from, to)` → slot ranges.
+#[test]
+fn balance_moves_from_observations() {
+    use crate::cluster::decide::fixed_roles;
+    use crate::cluster::fixture::{cluster, lines, lone, name, observation, seed, Pod};
+    use crate::cluster::nodes::to_ranges;
+
+    type Ranges = Vec<(u16, u16)>;
+    type Moves = BTreeMap<(String, String), Ranges>;
+    struct Case {
+        name: &'static str,
+        pods: Vec<Pod>,
+        /// Ordinals of the masters that stay, and of those that go.
+        masters: Vec<u32>,
+        departing: Vec<u32>,
+        /// `(from, to, slot ranges)`, ordinals.
+        moves: Vec<(u32, u32, Ranges)>,
+    }
+    let summary = |moves: &[SlotMove]| -> Moves {
+        let mut by_pair: BTreeMap<(String, String), Vec<u16>> = BTreeMap::new();
+        for m in moves {
+            by_pair
+                .entry((m.from.clone(), m.to.clone()))
+                .or_default()
+                .push(m.slot);
+        }
+        by_pair
+            .into_iter()
+            .map(|(pair, mut slots)| {
+                slots.sort_unstable();
+                (pair, to_ranges(slots))
+            })
+            .collect()
+    };
+    let names = |v: &[u32]| v.iter().map(|n| name(*n)).collect::<Vec<_>>();
+    let cases = vec![
+        Case {
+            name: "a balanced cluster moves nothing",
+            pods: seed(),
+            masters: vec![0, 1, 2],
+            departing: vec![],
+            moves: vec![],
+        },
+        Case {
+            name: "4 masters to 3: exactly the departing master's slots move, over the staying",
+            pods: cluster(&lines(&[0, 1, 2, 3], &[(4, 0), (5, 1), (6, 2), (7, 3)])),
+            masters: vec![0, 1, 2],
+            departing: vec![3],
+            moves: vec![
+                (3, 0, vec![(12288, 13653)]),
+                (3, 1, vec![(13654, 15018)]),
+                (3, 2, vec![(15019, 16383)]),
+            ],
+        },
+        Case {
+            name: "3 masters to 4: each gives the top of its range to the new one",
+            pods: {
+                let mut pods = seed();
+                pods.extend([lone(6), lone(7)]);
+                pods
+            },
+            masters: vec![0, 1, 2, 6],
+            departing: vec![],
+            moves: vec![
+                (0, 6, vec![(4096, 5460)]),
+                (1, 6, vec![(9557, 10922)]),
+                (2, 6, vec![(15019, 16383)]),
+            ],
+        },
+    ];
+    for case in cases {
+        let what = case.name;
+        let (_, owned) = fixed_roles(&observation(&case.pods));
+        let (masters, departing) = (names(&case.masters), names(&case.departing));
+        let moves = balance_moves(&owned, &masters, &departing);
+        let want: Moves = case
+            .moves
+            .into_iter()
+            .map(|(from, to, r)| ((name(from), name(to)), r))
+            .collect();
+        assert_eq!(summary(&moves), want, "{what}");
+        // Each slot moves at most once, and afterwards the staying masters hold the even
+        // split's sizes and the departing ones nothing.
+        let moved: BTreeSet<u16> = moves.iter().map(|m| m.slot).collect();
+        assert_eq!(moved.len(), moves.len(), "{what}: a slot moved twice");
+        let mut have: BTreeMap<&str, usize> =
+            owned.iter().map(|(m, r)| (m.as_str(), count(r))).collect();
+        for m in &moves {
+            *have.get_mut(m.from.as_str()).unwrap() -= 1;
+            *have.entry(m.to.as_str()).or_default() += 1;
+        }
+        let mut sizes: Vec<usize> = masters
+            .iter()
+            .map(|m| have.get(m.as_str()).copied().unwrap_or(0))
+            .collect();
+        sizes.sort_unstable();
+        let mut even: Vec<usize> = even_ranges(masters.len())
+            .iter()
+            .map(|r| count(&[*r]))
+            .collect();
+        even.sort_unstable();
+        assert_eq!(sizes, even, "{what}: sizes after the moves");
+        for d in &departing {
+            assert_eq!(
+                have.get(d.as_str()).copied().unwrap_or(0),
+                0,
+                "{what}: {d} keeps slots"
+            );
+        }
+    }
+}
