@@ -25,7 +25,7 @@ A new pod template (redis.conf, image) is rolled by apply itself: replicas first
 each waited for until it is back in the cluster and caught up; then each master hands its slots
 to an up-to-date replica (CLUSTER FAILOVER) before it is replaced. An interrupted roll resumes
 with the next apply. `kubectl redis plan` lists the order.")]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
     #[arg(
         short = 'f',
@@ -78,7 +78,7 @@ pub struct ApplyArgs {
     pub output: ProgressFormat,
 }
 
-pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(global: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<Outcome> {
     let progress = Progress::new(args.output, "apply");
     progress.around(apply(global, args, &progress)).await
 }

@@ -15,7 +15,7 @@ use kubectl_redis::{policy, render, spec};
 use super::{GlobalArgs, Outcome, PolicyArgs};
 
 #[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
     #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
     pub files: Vec<PathBuf>,
@@ -49,7 +49,7 @@ impl From<ReportFormatArg> for ReportFormat {
     }
 }
 
-pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let spec = spec::load(&args.files)?;
     let bundle = render::render(spec, global.namespace.as_deref(), "default")?;
     let report = policy::run(&bundle, &args.policy.options())?;

@@ -12,7 +12,7 @@ use super::{Cli, Outcome};
 #[command(after_help = "Examples:
   kubectl redis completion bash > /etc/bash_completion.d/kubectl-redis
   kubectl redis completion kubectl > ~/.local/bin/kubectl_complete-redis && chmod +x ~/.local/bin/kubectl_complete-redis")]
-pub struct CompletionArgs {
+pub(crate) struct CompletionArgs {
     /// `bash`, `zsh` and `fish` complete `kubectl-redis`; `kubectl` prints the
     /// `kubectl_complete-redis` helper that makes `kubectl redis <TAB>` work.
     #[arg(value_enum)]
@@ -20,7 +20,7 @@ pub struct CompletionArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompletionShell {
+pub(crate) enum CompletionShell {
     Bash,
     Zsh,
     Fish,
@@ -28,9 +28,9 @@ pub enum CompletionShell {
 }
 
 /// The helper kubectl runs; it forwards to the hidden `__complete` subcommand.
-pub const KUBECTL_HELPER: &str = "#!/bin/sh\n# kubectl >= 1.26 runs this to complete `kubectl redis ...`.\nexec kubectl-redis __complete \"$@\"\n";
+pub(crate) const KUBECTL_HELPER: &str = "#!/bin/sh\n# kubectl >= 1.26 runs this to complete `kubectl redis ...`.\nexec kubectl-redis __complete \"$@\"\n";
 
-pub fn run(args: &CompletionArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: &CompletionArgs) -> anyhow::Result<Outcome> {
     let mut stdout = std::io::stdout().lock();
     // Completes the binary itself; `kubectl redis` completion goes through the kubectl helper.
     let mut command = Cli::command()
@@ -55,7 +55,7 @@ const FILE_COMPLETION: u8 = 0;
 
 /// Answers kubectl's completion request: `words` are the arguments typed so far, the last one
 /// being the (possibly empty) word under the cursor.
-pub fn complete(words: &[String]) -> String {
+pub(crate) fn complete(words: &[String]) -> String {
     let root = Cli::command();
     let (partial, typed) = match words.split_last() {
         Some((last, rest)) => (last.as_str(), rest),

@@ -16,7 +16,7 @@ use super::{confirm, parse_timeout, GlobalArgs, Outcome};
   kubectl redis destroy -f specs/redis-cluster.yaml            # keeps the volumes and their data
   kubectl redis destroy -f specs/redis-cluster.yaml --delete-volumes --yes
   kubectl redis destroy -f specs/redis-cluster.yaml --yes -o json  # JSON lines, for CI")]
-pub struct DestroyArgs {
+pub(crate) struct DestroyArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
     #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
     pub files: Vec<PathBuf>,
@@ -36,7 +36,7 @@ pub struct DestroyArgs {
     pub output: ProgressFormat,
 }
 
-pub async fn run(global: &GlobalArgs, args: &DestroyArgs) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(global: &GlobalArgs, args: &DestroyArgs) -> anyhow::Result<Outcome> {
     let progress = Progress::new(args.output, "destroy");
     progress.around(destroy(global, args, &progress)).await
 }

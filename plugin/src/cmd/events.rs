@@ -11,12 +11,12 @@ use kubectl_redis::cluster::topology::names;
 use kubectl_redis::plan::Action;
 use kubectl_redis::progress::{Event, Events};
 
-pub struct TextEvents {
+pub(crate) struct TextEvents {
     spinner: Option<Mutex<Option<ProgressBar>>>,
 }
 
 impl TextEvents {
-    pub fn new() -> TextEvents {
+    pub(crate) fn new() -> TextEvents {
         TextEvents {
             spinner: std::io::stderr().is_terminal().then(|| Mutex::new(None)),
         }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::progress::Ending;
 
-pub struct JsonEvents<W: Write + Send> {
+pub(crate) struct JsonEvents<W: Write + Send> {
     out: Mutex<W>,
     command: &'static str,
     start: Instant,
@@ -60,7 +60,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<W: Write + Send> JsonEvents<W> {
-    pub fn new(command: &'static str, out: W) -> Self {
+    pub(crate) fn new(command: &'static str, out: W) -> Self {
         JsonEvents {
             out: Mutex::new(out),
             command,
@@ -80,7 +80,7 @@ impl<W: Write + Send> JsonEvents<W> {
 
     /// The first line: the plan (secrets masked unless `show_secrets`), as `plan -o json`
     /// writes it.
-    pub fn plan(&self, plan: &Plan, show_secrets: bool, left_alone: &[String]) {
+    pub(crate) fn plan(&self, plan: &Plan, show_secrets: bool, left_alone: &[String]) {
         {
             let mut seen = lock(&self.seen);
             seen.kept = plan.kept_volumes();
@@ -93,7 +93,7 @@ impl<W: Write + Send> JsonEvents<W> {
     }
 
     /// The last line: how the command ended and what it did.
-    pub fn finish(&self, ended: &anyhow::Result<Ending>) {
+    pub(crate) fn finish(&self, ended: &anyhow::Result<Ending>) {
         let (result, error) = match ended {
             Ok(ending) => (ending.name(), None),
             Err(error) => ("failed", Some(format!("{error:#}"))),

@@ -2,16 +2,16 @@
 //! turns its flags into the library's options, calls the stages and prints what they return;
 //! this file holds what they share.
 
-pub mod apply;
-pub mod check;
-pub mod completion;
-pub mod destroy;
-pub mod events;
-pub mod json_events;
-pub mod plan;
-pub mod progress;
-pub mod render;
-pub mod status;
+pub(crate) mod apply;
+pub(crate) mod check;
+pub(crate) mod completion;
+pub(crate) mod destroy;
+pub(crate) mod events;
+pub(crate) mod json_events;
+pub(crate) mod plan;
+pub(crate) mod progress;
+pub(crate) mod render;
+pub(crate) mod status;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use kubectl_redis::report::style::Style;
 /// Declarative Redis Cluster on Kubernetes.
 #[derive(Debug, Parser)]
 #[command(name = "kubectl redis", bin_name = "kubectl redis", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -35,7 +35,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print the Kubernetes objects a spec stands for, in apply order.
     #[command(after_help = "Examples:
   kubectl redis render -f specs/redis-cluster.yaml
@@ -71,7 +71,7 @@ pub enum Command {
 
 /// Flags every subcommand accepts, with kubectl's names and meanings.
 #[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<std::path::PathBuf>,
@@ -96,7 +96,7 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    pub fn connect_options(&self) -> ConnectOptions {
+    pub(crate) fn connect_options(&self) -> ConnectOptions {
         ConnectOptions {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
@@ -106,7 +106,7 @@ impl GlobalArgs {
     }
 
     /// Styling for text written to stdout (`stdout: true`) or stderr under `--color`.
-    pub fn style(&self, stdout: bool) -> Style {
+    pub(crate) fn style(&self, stdout: bool) -> Style {
         let is_terminal = if stdout {
             std::io::stdout().is_terminal()
         } else {
@@ -117,14 +117,14 @@ impl GlobalArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
 }
 
 /// `--color`: auto colours only a terminal, and never when NO_COLOR is set (no-color.org).
-pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
+pub(crate) fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -136,7 +136,7 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
 
 /// The policy flags, shared by every command that evaluates policies.
 #[derive(Debug, Clone, Default, Args)]
-pub struct PolicyArgs {
+pub(crate) struct PolicyArgs {
     /// An extra policy module (wasm32, see policies/README.md). May be repeated.
     #[arg(long = "policy", value_name = "FILE.wasm")]
     pub policies: Vec<PathBuf>,
@@ -149,7 +149,7 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    pub fn options(&self) -> PolicyOptions {
+    pub(crate) fn options(&self) -> PolicyOptions {
         PolicyOptions {
             modules: self.policies.clone(),
             settings: self.policy_settings.clone(),
@@ -200,7 +200,7 @@ impl From<Outcome> for ExitCode {
 
 /// Asks `[y/N]` on a terminal; elsewhere, `--yes` is required so that a pipeline never applies
 /// by accident.
-pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }
@@ -214,7 +214,7 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
 }
 
 /// Runs the command the user asked for.
-pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+pub(crate) fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
         Command::Render(args) => render::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
@@ -247,11 +247,11 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<Outcome>>>(
 
 /// The longest `--timeout` accepted. Longer waits are typos, and a deadline is `now + timeout`,
 /// which must stay representable.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Parses `--timeout`: plain seconds, or humantime's syntax (`90s`, `5m`, `1h`, `1m30s`,
 /// `1h 30m`), at most [`MAX_TIMEOUT`].
-pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
     let duration = match text.trim().parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => humantime::parse_duration(text).map_err(|error| {

@@ -13,7 +13,7 @@ use super::{GlobalArgs, Outcome, PolicyArgs, ViaArg};
   kubectl redis plan -f specs/redis-cluster.yaml --detailed-exitcode   # 0 same, 2 changes, 1 error
   kubectl redis plan -f specs/redis-single/ -o json
   kubectl redis plan -f specs/redis-cluster.yaml --out cluster.plan")]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
     #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
     pub files: Vec<PathBuf>,
@@ -44,14 +44,14 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PlanFormat {
+pub(crate) enum PlanFormat {
     Text,
     Json,
 }
 
 /// Load, render, check policies, compute the plan and (with `redis_via`) preview the Redis step;
 /// deny-level findings are printed and return `None` (exit 2), warnings are counted in one line.
-pub async fn prepare(
+pub(crate) async fn prepare(
     global: &GlobalArgs,
     files: &[PathBuf],
     policy: &PolicyArgs,
@@ -95,7 +95,7 @@ pub async fn prepare(
     Ok(Some(prepared))
 }
 
-pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Outcome> {
     let redis_via = (!args.skip_cluster_init).then_some(args.via);
     let Some(prepared) = prepare(
         global,

@@ -15,14 +15,14 @@ use super::Outcome;
 
 /// `-o` of `apply` and `destroy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressFormat {
+pub(crate) enum ProgressFormat {
     Text,
     Json,
 }
 
 /// How a command that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     Succeeded,
     /// The user said no: nothing was written.
     Cancelled,
@@ -31,7 +31,7 @@ pub enum Ending {
 }
 
 impl Ending {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Ending::Succeeded => "succeeded",
             Ending::Cancelled => "cancelled",
@@ -47,20 +47,20 @@ impl Ending {
     }
 }
 
-pub enum Progress {
+pub(crate) enum Progress {
     Text(TextEvents),
     Json(JsonEvents<Stdout>),
 }
 
 impl Progress {
-    pub fn new(format: ProgressFormat, command: &'static str) -> Progress {
+    pub(crate) fn new(format: ProgressFormat, command: &'static str) -> Progress {
         match format {
             ProgressFormat::Text => Progress::Text(TextEvents::new()),
             ProgressFormat::Json => Progress::Json(JsonEvents::new(command, std::io::stdout())),
         }
     }
 
-    pub fn events(&self) -> &dyn Events {
+    pub(crate) fn events(&self) -> &dyn Events {
         match self {
             Progress::Text(text) => text,
             Progress::Json(json) => json,
@@ -69,7 +69,7 @@ impl Progress {
 
     /// Shows the plan before anything is written, after the objects left alone (a name the
     /// spec declares, without its ownership labels).
-    pub fn plan(&self, plan: &Plan, left_alone: &[String], options: &ShowOptions) {
+    pub(crate) fn plan(&self, plan: &Plan, left_alone: &[String], options: &ShowOptions) {
         match self {
             Progress::Text(_) => {
                 for object in left_alone {
@@ -88,7 +88,7 @@ impl Progress {
 
     /// After a destroy: which volumes were kept and how to get the cluster back (the JSON
     /// summary lists them).
-    pub fn kept_volumes(&self, plan: &Plan) {
+    pub(crate) fn kept_volumes(&self, plan: &Plan) {
         let kept = plan.kept_volumes();
         if kept.is_empty() || matches!(self, Progress::Json(_)) {
             return;
@@ -104,7 +104,7 @@ impl Progress {
     }
 
     /// Runs the command's body; with `-o json` the summary line follows, whatever happened.
-    pub async fn around(
+    pub(crate) async fn around(
         &self,
         body: impl Future<Output = anyhow::Result<Ending>>,
     ) -> anyhow::Result<Outcome> {

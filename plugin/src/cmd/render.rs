@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{GlobalArgs, Outcome};
 
 #[derive(Debug, Args)]
-pub struct RenderArgs {
+pub(crate) struct RenderArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
     #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
     pub files: Vec<PathBuf>,
@@ -24,14 +24,14 @@ pub struct RenderArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RenderFormatArg {
+pub(crate) enum RenderFormatArg {
     /// A multi-document YAML stream, as `kubectl apply -f` reads it.
     Yaml,
     /// A `v1 List`.
     Json,
 }
 
-pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
     let spec = spec::load(&args.files)?;
     let bundle = render::render(spec, global.namespace.as_deref(), "default")?;
     let mut objects: Vec<Value> = bundle.objects.into_iter().map(|o| o.object).collect();

@@ -16,7 +16,7 @@ use super::{GlobalArgs, Outcome, ViaArg};
   kubectl redis status -v                 # every problem, under its cause
   kubectl redis status redis-cluster -o json
   kubectl redis status --via exec         # through redis-cli in the pods, like the seed's command")]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// The cluster's StatefulSet; default: every Redis Cluster kubectl-redis manages in the namespace.
     pub name: Option<String>,
     /// Output format: text leads with the verdict and the causes with their remedies (-v lists
@@ -29,12 +29,12 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatusFormat {
+pub(crate) enum StatusFormat {
     Text,
     Json,
 }
 
-pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<Outcome> {
     let connection = k8s::connect(&global.connect_options()).await?;
     let namespace = global
         .namespace

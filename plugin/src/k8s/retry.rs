@@ -22,7 +22,7 @@ const FIRST_DELAY: Duration = Duration::from_millis(200);
 const MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// The client for `config`, with [`TransientRetry`] around the whole stack.
-pub fn client(mut config: Config) -> kube::Result<Client> {
+pub(super) fn client(mut config: Config) -> kube::Result<Client> {
     config.default_retry = false;
     Ok(ClientBuilder::try_from(config)?
         // The retry layer sends requests again, so the service below it must be cloneable.
@@ -33,7 +33,7 @@ pub fn client(mut config: Config) -> kube::Result<Client> {
 
 /// The policy; one copy per request, counting that request's attempts.
 #[derive(Debug, Clone)]
-pub struct TransientRetry {
+pub(super) struct TransientRetry {
     attempt: u32,
     delay: Duration,
 }

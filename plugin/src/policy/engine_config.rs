@@ -11,6 +11,8 @@
 /// running host (the engine, which then also uses the CPU features it detects), or the target
 /// triple being built (the build script, which then compiles for the baseline CPU of that
 /// architecture, so that the embedded code runs on every machine of that target).
+// `pub`: this file is also included (`#[path]`) by build.rs and the policy cache test.
+#[allow(unreachable_pub)]
 pub fn config(target: Option<&str>) -> wasmtime::Result<wasmtime::Config> {
     let mut config = wasmtime::Config::new();
     // Fuel bounds a module's work deterministically; epochs give it a wall-clock deadline.

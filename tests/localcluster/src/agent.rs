@@ -29,12 +29,12 @@ use crate::sandbox::{
 };
 
 /// One Node this agent runs.
-pub struct NodeHandle {
+pub(crate) struct NodeHandle {
     pub name: String,
     pub client: Client,
 }
 
-pub struct Agent {
+pub(crate) struct Agent {
     pub nodes: Vec<NodeHandle>,
     state_dir: PathBuf,
     target_dir: PathBuf,
@@ -65,7 +65,7 @@ struct RunningPod {
 }
 
 /// Maps a host path (a PV's hostPath) under the state directory.
-pub fn host_path(state_dir: &Path, p: &str) -> PathBuf {
+pub(crate) fn host_path(state_dir: &Path, p: &str) -> PathBuf {
     state_dir.join("hostpath").join(p.trim_start_matches('/'))
 }
 
@@ -76,7 +76,7 @@ fn now() -> String {
 }
 
 impl Agent {
-    pub fn new(
+    pub(crate) fn new(
         nodes: Vec<NodeHandle>,
         state_dir: PathBuf,
         target_dir: PathBuf,
@@ -97,7 +97,7 @@ impl Agent {
     }
 
     /// Creates (or takes over) the Node objects and marks them Ready.
-    pub async fn register_nodes(&self) -> Result<()> {
+    pub(crate) async fn register_nodes(&self) -> Result<()> {
         for n in &self.nodes {
             let api: Api<Node> = Api::all(n.client.clone());
             let node: Node = serde_json::from_value(json!({
@@ -153,7 +153,7 @@ impl Agent {
     }
 
     /// Renews every node's Lease in `kube-node-lease` (what node health is judged by).
-    pub async fn renew_leases(self: Arc<Self>) {
+    pub(crate) async fn renew_leases(self: Arc<Self>) {
         loop {
             for n in &self.nodes {
                 let api: Api<Lease> = Api::namespaced(n.client.clone(), "kube-node-lease");
@@ -173,7 +173,7 @@ impl Agent {
     }
 
     /// Watches the pods bound to node `i` and wakes the sync loop on every change.
-    pub async fn watch_pods(self: Arc<Self>, i: usize) {
+    pub(crate) async fn watch_pods(self: Arc<Self>, i: usize) {
         use futures::StreamExt;
         let n = &self.nodes[i];
         let api: Api<Pod> = Api::all(n.client.clone());
@@ -190,7 +190,7 @@ impl Agent {
     }
 
     /// The sync loop: start pods bound here, terminate deleted ones, stop those that are gone.
-    pub async fn run(self: Arc<Self>) {
+    pub(crate) async fn run(self: Arc<Self>) {
         loop {
             self.sync().await;
             tokio::select! {
@@ -998,7 +998,7 @@ impl Agent {
     }
 
     /// SIGKILLs a pod's processes; the supervisor restarts them in the same pod (same IP).
-    pub fn kill_processes(&self, ns: &str, name: &str) -> Result<usize> {
+    pub(crate) fn kill_processes(&self, ns: &str, name: &str) -> Result<usize> {
         let p = self
             .find(ns, name)
             .with_context(|| format!("pod {ns}/{name} is not running on this node agent"))?;
@@ -1010,19 +1010,19 @@ impl Agent {
     }
 
     /// Cuts a pod off the network (or reconnects it).
-    pub fn partition(&self, ns: &str, name: &str, cut: bool) -> Result<()> {
+    pub(crate) fn partition(&self, ns: &str, name: &str, cut: bool) -> Result<()> {
         let p = self
             .find(ns, name)
             .with_context(|| format!("pod {ns}/{name} is not running on this node agent"))?;
         self.net.partition(&p.network, cut)
     }
 
-    pub fn pod_ip(&self, ns: &str, name: &str) -> Option<String> {
+    pub(crate) fn pod_ip(&self, ns: &str, name: &str) -> Option<String> {
         self.find(ns, name).map(|p| p.network.ip.to_string())
     }
 
     /// Every process this agent runs: container process groups and the pods' pause processes.
-    pub fn process_ids(&self) -> Vec<i32> {
+    pub(crate) fn process_ids(&self) -> Vec<i32> {
         let groups: Vec<i32> = self
             .groups
             .lock()
@@ -1038,7 +1038,7 @@ impl Agent {
     }
 
     /// Stops every pod now (SIGKILL) and waits, bounded, for the supervisors.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let pods: Vec<Arc<RunningPod>> = self
             .pods
             .lock()
@@ -1052,7 +1052,7 @@ impl Agent {
     }
 
     /// Synchronous last resort (Drop paths): SIGKILL every known group.
-    pub fn kill_all_now(&self) {
+    pub(crate) fn kill_all_now(&self) {
         for g in self.groups.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             kill_group(*g, libc::SIGKILL);
         }

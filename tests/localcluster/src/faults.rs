@@ -74,28 +74,28 @@ impl RequestRecord {
 }
 
 #[derive(Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     latency: Mutex<Duration>,
     rules: Mutex<Vec<FailRule>>,
     log: Mutex<Vec<RequestRecord>>,
 }
 
 impl Faults {
-    pub fn set_latency(&self, d: Duration) {
+    pub(crate) fn set_latency(&self, d: Duration) {
         *self.latency.lock().unwrap_or_else(|e| e.into_inner()) = d;
     }
-    pub fn latency(&self) -> Duration {
+    pub(crate) fn latency(&self) -> Duration {
         *self.latency.lock().unwrap_or_else(|e| e.into_inner())
     }
-    pub fn add_rule(&self, r: FailRule) {
+    pub(crate) fn add_rule(&self, r: FailRule) {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).push(r);
     }
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.set_latency(Duration::ZERO);
     }
     /// The status code to fail this request with, consuming one use of the rule.
-    pub fn check(&self, rec: &RequestRecord) -> Option<u16> {
+    pub(crate) fn check(&self, rec: &RequestRecord) -> Option<u16> {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         let idx = rules.iter().position(|r| {
             r.verb.as_ref().is_none_or(|v| *v == rec.verb)
@@ -116,16 +116,16 @@ impl Faults {
         }
         Some(status)
     }
-    pub fn record(&self, rec: RequestRecord) {
+    pub(crate) fn record(&self, rec: RequestRecord) {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
     }
-    pub fn log(&self) -> Vec<RequestRecord> {
+    pub(crate) fn log(&self) -> Vec<RequestRecord> {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
-    pub fn reset_log(&self) {
+    pub(crate) fn reset_log(&self) {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
-    pub fn counts(&self) -> RequestCounts {
+    pub(crate) fn counts(&self) -> RequestCounts {
         let mut by_verb = BTreeMap::new();
         let mut writes = 0;
         let mut dry_run_writes = 0;
@@ -165,7 +165,7 @@ impl RequestCounts {
 }
 
 /// Wait for a duration in async code without holding locks (used for API latency).
-pub async fn delay(d: Duration) {
+pub(crate) async fn delay(d: Duration) {
     if !d.is_zero() {
         tokio::time::sleep(d).await;
     }

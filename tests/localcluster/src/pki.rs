@@ -220,7 +220,7 @@ enum Usage {
 }
 
 /// Writes a file readable by its owner only (keys, and certificates beside them).
-pub fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

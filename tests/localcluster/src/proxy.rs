@@ -28,7 +28,7 @@ type Body = BoxBody<Bytes, hyper::Error>;
 type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
 /// The upstream API server and the identities the proxy may present to it.
-pub struct Proxy {
+pub(crate) struct Proxy {
     upstream: String,
     roots: Arc<rustls::RootCertStore>,
     /// DER of a client certificate → a client that presents it upstream.
@@ -69,7 +69,7 @@ fn upstream_client(
 }
 
 impl Proxy {
-    pub fn new(upstream: String, ca_pem: &str, faults: Arc<Faults>) -> Result<Proxy> {
+    pub(crate) fn new(upstream: String, ca_pem: &str, faults: Arc<Faults>) -> Result<Proxy> {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(c.context("parsing the cluster CA")?)?;
@@ -85,7 +85,7 @@ impl Proxy {
     }
 
     /// Lets clients that present `cert` through, as themselves.
-    pub fn add_identity(&self, cert: &str, key: &str) -> Result<()> {
+    pub(crate) fn add_identity(&self, cert: &str, key: &str) -> Result<()> {
         let der = CertificateDer::from_pem_slice(cert.as_bytes())
             .context("parsing a client certificate")?
             .to_vec();
@@ -99,7 +99,7 @@ impl Proxy {
 
     /// The TLS configuration clients see: the API server's own serving certificate, and an
     /// optional client certificate checked against the cluster CA.
-    pub fn server_config(
+    pub(crate) fn server_config(
         &self,
         cert_pem: &str,
         key_pem: &str,
@@ -122,7 +122,7 @@ impl Proxy {
     }
 
     /// Accepts connections until the task is aborted.
-    pub async fn serve(
+    pub(crate) async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         tls: Arc<rustls::ServerConfig>,
@@ -222,7 +222,7 @@ impl Proxy {
 }
 
 /// What a request is, as Kubernetes names it (verb, resource, namespace, name, dry run).
-pub fn classify<B>(req: &Request<B>) -> RequestRecord {
+pub(crate) fn classify<B>(req: &Request<B>) -> RequestRecord {
     let path = req.uri().path().to_string();
     let query: Vec<(String, String)> = req
         .uri()

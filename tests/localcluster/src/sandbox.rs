@@ -11,7 +11,7 @@ use crate::images::Image;
 
 /// Everything needed to start a process inside a pod's sandbox.
 #[derive(Clone, Debug)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     /// (host directory, mount path, read-only)
     pub mounts: Vec<(PathBuf, String, bool)>,
     pub env: Vec<(String, String)>,
@@ -23,7 +23,7 @@ impl Sandbox {
     /// `bwrap` arguments (without the program) that run a command with the host's userland
     /// read-only, the pod's volumes at their mount paths, private /proc, /dev, /tmp and /run,
     /// and exactly the container's environment. The network namespace is the caller's to set.
-    pub fn bwrap_args(&self) -> Vec<String> {
+    pub(crate) fn bwrap_args(&self) -> Vec<String> {
         let mut a: Vec<String> = vec!["--unshare-pid".into(), "--die-with-parent".into()];
         for top in [
             "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt",
@@ -76,7 +76,7 @@ impl Sandbox {
 
 /// The process a container runs: `command` + `args`, with the redis image's entrypoint
 /// behaviour (`docker-entrypoint.sh`) when `command` is empty.
-pub fn container_argv(c: &Value, image: &Image) -> Result<Vec<String>, String> {
+pub(crate) fn container_argv(c: &Value, image: &Image) -> Result<Vec<String>, String> {
     let command = strings(&c["command"]);
     let args = strings(&c["args"]);
     if !command.is_empty() {
@@ -102,7 +102,7 @@ pub fn container_argv(c: &Value, image: &Image) -> Result<Vec<String>, String> {
 }
 
 /// The image's working directory unless the container sets one.
-pub fn workdir(c: &Value, image: &Image) -> String {
+pub(crate) fn workdir(c: &Value, image: &Image) -> String {
     match (c["workingDir"].as_str(), image) {
         (Some(w), _) if !w.is_empty() => w.to_string(),
         // The redis image's WORKDIR.
@@ -111,7 +111,7 @@ pub fn workdir(c: &Value, image: &Image) -> String {
     }
 }
 
-pub fn strings(v: &Value) -> Vec<String> {
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
@@ -123,7 +123,10 @@ pub fn strings(v: &Value) -> Vec<String> {
 
 /// Writes `files` (relative path → bytes, mode) into `dir`, as the kubelet's atomic writer
 /// leaves a ConfigMap, Secret or projected volume (without its symlink dance).
-pub fn write_files(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> Result<(), String> {
+pub(crate) fn write_files(
+    dir: &Path,
+    files: &BTreeMap<String, (Vec<u8>, u32)>,
+) -> Result<(), String> {
     mkdir(dir)?;
     for (path, (bytes, mode)) in files {
         if path.split('/').any(|s| s == "..") || path.starts_with('/') {
@@ -140,13 +143,13 @@ pub fn write_files(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> Resu
     Ok(())
 }
 
-pub fn mkdir(d: &Path) -> Result<(), String> {
+pub(crate) fn mkdir(d: &Path) -> Result<(), String> {
     std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))
 }
 
 /// The files a ConfigMap or Secret volume (or projected source) shows: every key, or `items`
 /// key → path, each with `defaultMode` or the item's `mode`.
-pub fn key_files(
+pub(crate) fn key_files(
     data: &BTreeMap<String, Vec<u8>>,
     source: &Value,
     default_mode: u32,
@@ -182,7 +185,12 @@ pub fn key_files(
 }
 
 /// A `fieldRef` of the downward API, for env and downwardAPI volumes.
-pub fn field_ref(pod: &Value, path: &str, ip: &str, host_ip: &str) -> Result<String, String> {
+pub(crate) fn field_ref(
+    pod: &Value,
+    path: &str,
+    ip: &str,
+    host_ip: &str,
+) -> Result<String, String> {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
     Ok(match path {
         "status.podIP" | "status.podIPs" => ip.to_string(),

@@ -17,12 +17,12 @@ use kubectl_redis::cluster::transport::{
     StreamTransport,
 };
 use kubectl_redis::cluster::{PodAddr, PodInfo, Topology};
-pub use localcluster::net::{Network, PodNetwork};
+pub(crate) use localcluster::net::{Network, PodNetwork};
 
 /// Which Redis the "pods" run: the image a spec names, mapped to local binaries the way the
 /// local test cluster maps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Redis {
+pub(crate) enum Redis {
     /// `redis:5.0.1-alpine`, the seed's: Redis 5.0.6 from tests/redis5/build.sh.
     V5,
     /// `redis:7`: Debian's redis-server 7.x.
@@ -30,7 +30,7 @@ pub enum Redis {
 }
 
 impl Redis {
-    pub fn image(self) -> &'static str {
+    pub(crate) fn image(self) -> &'static str {
         match self {
             Redis::V5 => "redis:5.0.1-alpine",
             Redis::V7 => "redis:7",
@@ -38,23 +38,23 @@ impl Redis {
     }
 
     /// The directory holding this version's redis-server and redis-cli.
-    pub fn bin_dir(self) -> PathBuf {
+    pub(crate) fn bin_dir(self) -> PathBuf {
         match localcluster::resolve_image(self.image(), &localcluster::cargo_target_dir()) {
             Ok(image) => image.bin_dir().expect("a Redis image").to_path_buf(),
             Err(e) => panic!("{e}"),
         }
     }
 
-    pub fn server(self) -> PathBuf {
+    pub(crate) fn server(self) -> PathBuf {
         self.bin_dir().join("redis-server")
     }
 
-    pub fn cli(self) -> PathBuf {
+    pub(crate) fn cli(self) -> PathBuf {
         self.bin_dir().join("redis-cli")
     }
 
     /// "5.0" or "7", for messages.
-    pub fn line(self) -> &'static str {
+    pub(crate) fn line(self) -> &'static str {
         match self {
             Redis::V5 => "5.0",
             Redis::V7 => "7",
@@ -87,11 +87,11 @@ macro_rules! on_redis_5_and_7 {
     };
 }
 
-pub const NODE_TIMEOUT_MS: u64 = 2000;
+pub(crate) const NODE_TIMEOUT_MS: u64 = 2000;
 
 /// What `--via exec` does in a pod, with this version's own redis-cli: one process per
 /// command, its raw (non-terminal) output parsed by the plugin's `parse_cli_output`.
-pub struct CliTransport {
+pub(crate) struct CliTransport {
     pub redis: Redis,
 }
 
@@ -127,7 +127,7 @@ impl RedisTransport for CliTransport {
 
 /// One "pod": a redis-server in a network namespace of its own (`localcluster::net`), reachable
 /// from the host over the test's bridge at the namespace's address, as a pod at its pod IP.
-pub struct RedisProc {
+pub(crate) struct RedisProc {
     pub redis: Redis,
     pub ip: String,
     pub dir: PathBuf,
@@ -137,7 +137,7 @@ pub struct RedisProc {
 }
 
 impl RedisProc {
-    pub fn start(redis: Redis, netns: PodNetwork, dir: &Path, extra: &[&str]) -> RedisProc {
+    pub(crate) fn start(redis: Redis, netns: PodNetwork, dir: &Path, extra: &[&str]) -> RedisProc {
         std::fs::create_dir_all(dir).unwrap();
         let mut p = RedisProc {
             redis,
@@ -220,32 +220,32 @@ impl RedisProc {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
     }
 
     /// SIGKILL: the process dies without a chance to save anything beyond what it already wrote.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.child.is_some()
     }
 
     /// Kills the process and hands back its network namespace (a pod object gone, its address
     /// free for another pod).
-    pub fn take_network(&mut self) -> PodNetwork {
+    pub(crate) fn take_network(&mut self) -> PodNetwork {
         self.kill();
         self.netns.take().expect("a pod network")
     }
 
     /// A recreated pod in `netns`: the process dies, the rendered update-node.sh rewrites the
     /// `myself` address in the nodes.conf the server wrote, and redis-server starts again there.
-    pub fn restart_in(&mut self, netns: PodNetwork) {
+    pub(crate) fn restart_in(&mut self, netns: PodNetwork) {
         self.kill();
         let ip = netns.ip.to_string();
         update_node(&self.dir.join("nodes.conf"), &ip);
@@ -256,7 +256,7 @@ impl RedisProc {
 }
 
 /// Runs the rendered update-node.sh with `sh`, as a pod's command does before redis-server.
-pub fn update_node(nodes_conf: &Path, pod_ip: &str) {
+pub(crate) fn update_node(nodes_conf: &Path, pod_ip: &str) {
     let out = Command::new("sh")
         .arg("-c")
         .arg(kubectl_redis::render::UPDATE_NODE_SH)
@@ -280,7 +280,7 @@ impl Drop for RedisProc {
 
 /// N redis-server "pods" named redis-cluster-<i>, each in its own network namespace on a bridge
 /// of the test's own, with fake Kubernetes nodes.
-pub struct TestCluster {
+pub(crate) struct TestCluster {
     pub redis: Redis,
     pub procs: Vec<RedisProc>,
     pub topo: Topology,
@@ -292,12 +292,17 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    pub fn start(redis: Redis, k8s_nodes: &[&str], masters: usize, replicas: usize) -> TestCluster {
+    pub(crate) fn start(
+        redis: Redis,
+        k8s_nodes: &[&str],
+        masters: usize,
+        replicas: usize,
+    ) -> TestCluster {
         TestCluster::start_with(redis, k8s_nodes, masters, replicas, &[])
     }
 
     /// With `extra` redis-server arguments on every pod.
-    pub fn start_with(
+    pub(crate) fn start_with(
         redis: Redis,
         k8s_nodes: &[&str],
         masters: usize,
@@ -321,12 +326,12 @@ impl TestCluster {
     }
 
     /// A fresh pod network namespace with a new address.
-    pub fn pod_network(&self) -> PodNetwork {
+    pub(crate) fn pod_network(&self) -> PodNetwork {
         self.network.add_pod().unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Add a pod (scale up).
-    pub fn add_pod(&mut self, node: &str) {
+    pub(crate) fn add_pod(&mut self, node: &str) {
         let i = self.procs.len();
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let proc = RedisProc::start(
@@ -348,12 +353,12 @@ impl TestCluster {
     }
 
     /// Remove the highest pod (StatefulSet scale-down).
-    pub fn remove_last_pod(&mut self) {
+    pub(crate) fn remove_last_pod(&mut self) {
         self.procs.pop();
         self.topo.pods.pop();
     }
 
-    pub fn addr(&self, i: usize) -> PodAddr {
+    pub(crate) fn addr(&self, i: usize) -> PodAddr {
         PodAddr {
             name: self.topo.pods[i].name.clone(),
             ip: self.procs[i].ip.clone(),
@@ -363,38 +368,38 @@ impl TestCluster {
 
     /// Pod i recreated (same volume, new namespace and IP), as a StatefulSet does after the
     /// pod object is deleted; update-node.sh runs first. Returns the new IP.
-    pub fn restart_pod(&mut self, i: usize) -> String {
+    pub(crate) fn restart_pod(&mut self, i: usize) -> String {
         let netns = self.pod_network();
         self.restart_pod_in(i, netns)
     }
 
     /// Pod i recreated in `netns` (e.g. one another pod had before: its old address).
-    pub fn restart_pod_in(&mut self, i: usize, netns: PodNetwork) -> String {
+    pub(crate) fn restart_pod_in(&mut self, i: usize, netns: PodNetwork) -> String {
         self.procs[i].restart_in(netns);
         let ip = self.procs[i].ip.clone();
         self.topo.pods[i].ip = Some(ip.clone());
         ip
     }
 
-    pub async fn call(&self, i: usize, c: Cmd) -> Reply {
+    pub(crate) async fn call(&self, i: usize, c: Cmd) -> Reply {
         call(&self.t, &self.addr(i), c)
             .await
             .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
-    pub async fn nodes_text(&self, i: usize) -> String {
+    pub(crate) async fn nodes_text(&self, i: usize) -> String {
         self.call(i, cmd(["CLUSTER", "NODES"]))
             .await
             .text()
             .unwrap()
     }
 
-    pub fn index_of(&self, pod: &str) -> usize {
+    pub(crate) fn index_of(&self, pod: &str) -> usize {
         self.topo.pods.iter().position(|p| p.name == pod).unwrap()
     }
 
     /// slot → master address, from the view of a reachable pod.
-    pub async fn slot_owners(&self) -> Vec<Option<PodAddr>> {
+    pub(crate) async fn slot_owners(&self) -> Vec<Option<PodAddr>> {
         for i in 0..self.procs.len() {
             if !self.procs[i].is_running() {
                 continue;
@@ -448,7 +453,7 @@ impl TestCluster {
     /// by `WAIT 1 <ms>`, and only keys whose batch reached a replica count as acknowledged (WAIT
     /// covers every earlier write of the connection). One WAIT per SET in a pipeline would cost
     /// Redis 5.0 ~100 ms each: it unblocks the next pipelined WAIT only on its next cron tick.
-    pub async fn write_keys(&self, keys: std::ops::Range<u32>, wait: bool) -> Vec<u32> {
+    pub(crate) async fn write_keys(&self, keys: std::ops::Range<u32>, wait: bool) -> Vec<u32> {
         let mut acked = Vec::new();
         for (addr, ks) in self.by_master(keys).await {
             for chunk in ks.chunks(if wait { 100 } else { 500 }) {
@@ -497,7 +502,7 @@ impl TestCluster {
     }
 
     /// Read every key back; returns the keys missing or wrong.
-    pub async fn missing_keys(&self, keys: &[u32]) -> Vec<u32> {
+    pub(crate) async fn missing_keys(&self, keys: &[u32]) -> Vec<u32> {
         let mut missing = Vec::new();
         for (addr, ks) in self.by_master(keys.iter().copied()).await {
             for chunk in ks.chunks(500) {
@@ -517,7 +522,7 @@ impl TestCluster {
     }
 
     /// Every key reads back with its value, and the masters hold exactly `total` keys.
-    pub async fn assert_no_keys_lost(&self, keys: &[u32], total: u64, when: &str) {
+    pub(crate) async fn assert_no_keys_lost(&self, keys: &[u32], total: u64, when: &str) {
         let missing = self.missing_keys(keys).await;
         assert!(
             missing.is_empty(),
@@ -528,7 +533,7 @@ impl TestCluster {
         assert_eq!(self.total_keys_on_masters().await, total);
     }
 
-    pub async fn total_keys_on_masters(&self) -> u64 {
+    pub(crate) async fn total_keys_on_masters(&self) -> u64 {
         let mut total = 0;
         for i in 0..self.procs.len() {
             if !self.procs[i].is_running() {
@@ -547,15 +552,15 @@ impl TestCluster {
     }
 }
 
-pub fn key(i: u32) -> String {
+pub(crate) fn key(i: u32) -> String {
     format!("key:{i}")
 }
 
-pub fn value(i: u32) -> String {
+pub(crate) fn value(i: u32) -> String {
     format!("value-{i}-{}", i.wrapping_mul(2654435761))
 }
 
-pub fn fast() -> kubectl_redis::cluster::FormOptions {
+pub(crate) fn fast() -> kubectl_redis::cluster::FormOptions {
     kubectl_redis::cluster::FormOptions {
         timeout: Duration::from_secs(60),
         poll: Duration::from_millis(50),

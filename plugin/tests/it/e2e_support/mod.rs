@@ -5,26 +5,26 @@ use std::process::Command;
 
 use localcluster::{LocalCluster, Options};
 
-pub mod writer;
+pub(crate) mod writer;
 
-pub struct Env {
+pub(crate) struct Env {
     pub cluster: LocalCluster,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
 }
 
-pub struct Output {
+pub(crate) struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Env {
-    pub fn start() -> Env {
+    pub(crate) fn start() -> Env {
         Env::start_with(Options::default())
     }
 
-    pub fn start_with(mut options: Options) -> Env {
+    pub(crate) fn start_with(mut options: Options) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         options.kubeconfig = Some(kubeconfig.clone());
@@ -36,7 +36,7 @@ impl Env {
         }
     }
 
-    pub fn repo(&self) -> PathBuf {
+    pub(crate) fn repo(&self) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap()
@@ -44,11 +44,11 @@ impl Env {
     }
 
     /// Runs `kubectl-redis --kubeconfig ... ARGS` from the repository root, without colour.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.run_with_kubeconfig(&self.kubeconfig, args)
     }
 
-    pub fn run_with_kubeconfig(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+    pub(crate) fn run_with_kubeconfig(&self, kubeconfig: &Path, args: &[&str]) -> Output {
         let output = Command::new(env!("CARGO_BIN_EXE_kubectl-redis"))
             .current_dir(self.repo())
             .arg("--kubeconfig")
@@ -68,7 +68,7 @@ impl Env {
     }
 
     /// Runs and expects exit 0; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert_eq!(
             out.code, 0,
@@ -79,7 +79,7 @@ impl Env {
     }
 
     /// `apply --yes` of the Kubernetes objects only (no Redis step), which must succeed.
-    pub fn apply_objects(&self, spec: &str) -> String {
+    pub(crate) fn apply_objects(&self, spec: &str) -> String {
         self.ok(&[
             "apply",
             "-f",
@@ -92,7 +92,7 @@ impl Env {
     }
 
     /// The real kubectl against this cluster; expects success, returns trimmed stdout.
-    pub fn kubectl(&self, args: &[&str]) -> String {
+    pub(crate) fn kubectl(&self, args: &[&str]) -> String {
         let output = Command::new(kubectl_bin())
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -108,7 +108,7 @@ impl Env {
     }
 
     /// kubectl with `stdin` piped in: (exit code, stdout, stderr).
-    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+    pub(crate) fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
         use std::io::Write as _;
         let mut child = Command::new(kubectl_bin())
             .arg("--kubeconfig")
@@ -134,7 +134,7 @@ impl Env {
     }
 
     /// `kubectl apply --server-side` of a manifest from stdin, as another field manager would.
-    pub fn kubectl_apply(&self, manifest: &str) {
+    pub(crate) fn kubectl_apply(&self, manifest: &str) {
         let args = [
             "apply",
             "--server-side",
@@ -148,7 +148,7 @@ impl Env {
     }
 
     /// Every object of the kinds kubectl-redis manages that carries its managed-by label.
-    pub fn owned_objects(&self) -> String {
+    pub(crate) fn owned_objects(&self) -> String {
         self.kubectl(&[
             "get",
             "pv,pvc,cm,secret,svc,sts",
@@ -160,7 +160,7 @@ impl Env {
         ])
     }
 
-    pub fn kubectl_status(&self, args: &[&str]) -> i32 {
+    pub(crate) fn kubectl_status(&self, args: &[&str]) -> i32 {
         Command::new(kubectl_bin())
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -172,7 +172,7 @@ impl Env {
             .unwrap_or(-1)
     }
 
-    pub fn running_pods(&self, selector: &str) -> usize {
+    pub(crate) fn running_pods(&self, selector: &str) -> usize {
         self.kubectl(&[
             "get",
             "pods",
@@ -188,14 +188,14 @@ impl Env {
 }
 
 /// kubectl of the test cluster's release, built from the same Go module as its control plane.
-pub fn kubectl_bin() -> PathBuf {
+pub(crate) fn kubectl_bin() -> PathBuf {
     localcluster::controlplane::bin_dir()
         .expect("the control plane is built")
         .join("kubectl")
 }
 
 /// Writes a copy of the seed's cluster spec with text replaced; returns its path.
-pub fn spec_with(env: &Env, name: &str, replacements: &[(&str, &str)]) -> String {
+pub(crate) fn spec_with(env: &Env, name: &str, replacements: &[(&str, &str)]) -> String {
     let mut text = std::fs::read_to_string(env.repo().join("specs/redis-cluster.yaml")).unwrap();
     for (from, to) in replacements {
         assert!(text.contains(from), "the seed spec has `{from}`");
@@ -208,7 +208,7 @@ pub fn spec_with(env: &Env, name: &str, replacements: &[(&str, &str)]) -> String
 
 /// Keys written straight to the masters that own their slots, read back the same way, through
 /// the plugin's own direct transport (the test runs where the pod IPs are reachable).
-pub mod keys {
+pub(crate) mod keys {
     use std::collections::BTreeMap;
 
     use kubectl_redis::cluster::nodes::parse_nodes;
@@ -216,11 +216,11 @@ pub mod keys {
     use kubectl_redis::cluster::transport::cmd;
     use kubectl_redis::cluster::{direct, key_slot, PodAddr, RedisTransport};
 
-    pub fn key(i: u32) -> String {
+    pub(crate) fn key(i: u32) -> String {
         format!("key:{i}")
     }
 
-    pub fn value(i: u32) -> String {
+    pub(crate) fn value(i: u32) -> String {
         format!("value-{i}")
     }
 
@@ -272,7 +272,7 @@ pub mod keys {
     }
 
     /// SET key:0..count, pipelined per master.
-    pub async fn write(ips: &[String], count: u32) {
+    pub(crate) async fn write(ips: &[String], count: u32) {
         let (transport, groups) = by_master(ips, count).await;
         for (ip, keys) in groups {
             for chunk in keys.chunks(1000) {
@@ -315,7 +315,7 @@ pub mod keys {
     }
 
     /// The keys among key:0..count that are missing or wrong.
-    pub async fn missing(ips: &[String], count: u32) -> Vec<u32> {
+    pub(crate) async fn missing(ips: &[String], count: u32) -> Vec<u32> {
         let (transport, groups) = by_master(ips, count).await;
         let mut missing = Vec::new();
         for (ip, keys) in groups {
@@ -338,7 +338,7 @@ pub mod keys {
 
 impl Env {
     /// The pods' IPs in ordinal order, once all `count` are Running with an IP.
-    pub fn pod_ips(&self, selector: &str, count: usize) -> Vec<String> {
+    pub(crate) fn pod_ips(&self, selector: &str, count: usize) -> Vec<String> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let ips: Vec<String> = self
@@ -366,7 +366,7 @@ impl Env {
     }
 
     /// `status -o json` for the one cluster, checked against its schema, with its exit code.
-    pub fn status_json(&self, extra: &[&str]) -> (i32, serde_json::Value) {
+    pub(crate) fn status_json(&self, extra: &[&str]) -> (i32, serde_json::Value) {
         let mut args = vec!["status", "-o", "json"];
         args.extend_from_slice(extra);
         let out = self.run(&args);
@@ -378,7 +378,7 @@ impl Env {
 
     /// `apply` or `destroy` with `-o json`: every line of stdout parsed and checked against
     /// the schema of JSON lines; the exit code and the lines.
-    pub fn json_lines(&self, args: &[&str]) -> (i32, Vec<serde_json::Value>) {
+    pub(crate) fn json_lines(&self, args: &[&str]) -> (i32, Vec<serde_json::Value>) {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
         let out = self.run(&all);

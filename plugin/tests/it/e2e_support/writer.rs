@@ -135,13 +135,13 @@ struct ShardLog {
     acked: Vec<(String, String)>,
 }
 
-pub struct Writers {
+pub(crate) struct Writers {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<(Vec<ShardLog>, Vec<String>)>,
 }
 
 /// How the writes went.
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub attempts: usize,
     pub acked: Vec<(String, String)>,
     /// The longest time in which one shard's writes were not acknowledged, from its last
@@ -154,7 +154,7 @@ pub struct Outcome {
 }
 
 impl Writers {
-    pub fn start(ips: Vec<String>) -> Writers {
+    pub(crate) fn start(ips: Vec<String>) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -200,7 +200,7 @@ impl Writers {
         Writers { stop, thread }
     }
 
-    pub fn stop(self) -> Outcome {
+    pub(crate) fn stop(self) -> Outcome {
         self.stop.store(true, Ordering::Relaxed);
         let (logs, ips) = self.thread.join().expect("the writers do not panic");
         let ack = |a: &Attempt| (a.0, a.2);
@@ -246,7 +246,7 @@ fn longest_gap(attempts: impl Iterator<Item = (Instant, bool)>) -> Duration {
 
 impl Outcome {
     /// The acknowledged writes that cannot be read back with their value.
-    pub fn lost(&self, ips: &[String]) -> Vec<String> {
+    pub(crate) fn lost(&self, ips: &[String]) -> Vec<String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

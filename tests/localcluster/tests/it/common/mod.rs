@@ -9,18 +9,18 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use serde_json::Value;
 
-pub fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
 }
 
-pub fn api_resource(api_version: &str, kind: &str) -> ApiResource {
+pub(crate) fn api_resource(api_version: &str, kind: &str) -> ApiResource {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))
 }
 
-pub fn dyn_api(
+pub(crate) fn dyn_api(
     client: &Client,
     api_version: &str,
     kind: &str,
@@ -36,7 +36,11 @@ pub fn dyn_api(
 }
 
 /// Server-side applies every document of a YAML file, in order.
-pub async fn apply_file(client: &Client, path: &PathBuf, manager: &str) -> anyhow::Result<()> {
+pub(crate) async fn apply_file(
+    client: &Client,
+    path: &PathBuf,
+    manager: &str,
+) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)?;
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let v: Value = serde::Deserialize::deserialize(doc)?;
@@ -54,7 +58,7 @@ pub async fn apply_file(client: &Client, path: &PathBuf, manager: &str) -> anyho
 }
 
 /// Polls `f` until it returns Some, or fails after `limit` (a generous bound, not a timing assertion).
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -70,32 +74,32 @@ where
 }
 
 /// kubectl of the cluster's own release, built from the same Go module as the control plane.
-pub fn kubectl_bin() -> PathBuf {
+pub(crate) fn kubectl_bin() -> PathBuf {
     localcluster::controlplane::bin_dir()
         .expect("the control plane is built")
         .join("kubectl")
 }
 
 /// Runs kubectl of the cluster's release against the cluster (off the async runtime's threads).
-pub async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
+pub(crate) async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
     let mut cmd = tokio::process::Command::new(kubectl_bin());
     cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
     cmd.output().await.expect("running kubectl")
 }
 
-pub fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// A Redis PING over a plain TCP connection.
-pub async fn redis_ping(ip: &str, port: u16) -> bool {
+pub(crate) async fn redis_ping(ip: &str, port: u16) -> bool {
     redis_cmd(ip, port, "PING")
         .await
         .is_some_and(|r| r.starts_with("+PONG"))
 }
 
 /// Sends one inline command and returns the raw reply.
-pub async fn redis_cmd(ip: &str, port: u16, cmd: &str) -> Option<String> {
+pub(crate) async fn redis_cmd(ip: &str, port: u16, cmd: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fut = async {
         let mut s = tokio::net::TcpStream::connect((ip, port)).await.ok()?;
