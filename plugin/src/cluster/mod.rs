@@ -3,10 +3,10 @@
 //! `REPLICATE`, `SETSLOT`, `GETKEYSINSLOT`, `MIGRATE`, `FORGET`.
 //!
 //! Layout: a pure core ([`topology`] in, [`plan`] for roles and slots, [`decide`] for what may
-//! be done, [`verify`] for judgement, [`diagnose`] for causes and their remedies, all plain
-//! data) around the executors ([`form`], [`scale`], sharing [`exec`]) that talk to pods through
-//! a [`transport::RedisTransport`] (direct TCP, port-forward, or `redis-cli` exec); [`status`]
-//! renders a report as text or JSON.
+//! be done, [`verify`] for judgement as [`finding`]s, [`diagnose`] for causes and their remedies,
+//! all plain data) around the executors ([`form`], [`scale`], sharing [`exec`]) that talk to pods
+//! through a [`transport::RedisTransport`] (direct TCP, port-forward, or `redis-cli` exec);
+//! [`status`] renders a report as text or JSON.
 
 pub mod decide;
 pub mod diagnose;
