@@ -107,12 +107,18 @@ async fn roll_clusters(
         deadline: options.deadline,
         events,
     };
-    for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
-        if let Some(target) = ClusterTarget::of(&object.desired) {
-            roll_exec::roll(&connection.client, &target, &run).await?;
-        }
+    for target in redis_clusters(plan) {
+        roll_exec::roll(&connection.client, &target, &run).await?;
     }
     Ok(())
+}
+
+/// The Redis Clusters the plan renders: one per StatefulSet that runs one.
+fn redis_clusters(plan: &Plan) -> impl Iterator<Item = ClusterTarget> + '_ {
+    plan.objects
+        .iter()
+        .filter(|o| o.kind() == "StatefulSet")
+        .filter_map(|o| ClusterTarget::of(&o.desired))
 }
 
 /// The final step: form (or verify, resume, heal, grow) each Redis Cluster of the plan.
@@ -122,10 +128,7 @@ async fn form_clusters(
     options: &ApplyOptions,
     events: &dyn Events,
 ) -> anyhow::Result<()> {
-    for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
-        let Some(target) = ClusterTarget::of(&object.desired) else {
-            continue;
-        };
+    for target in redis_clusters(plan) {
         let left = options.deadline.saturating_duration_since(Instant::now());
         let outcome = step::converge(&connection.client, &target, options.via, left).await?;
         events.emit(Event::RedisConverged {
