@@ -1,6 +1,7 @@
 //! One pass over a document with a YAML parser that keeps positions: the line of every field,
 //! by JSON pointer, and the document's JSON value where it is certain to be serde_yaml's.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -19,6 +20,7 @@ pub(super) fn parse(
         // Positions are relative to the document; errors and findings want the file's lines.
         line_offset: document.first_line - 1,
         lines: BTreeMap::new(),
+        duplicate: None,
         stack: Vec::new(),
         value: ValueBuilder {
             backslashes: document.text.contains('\\'),
@@ -34,6 +36,18 @@ pub(super) fn parse(
             format!("invalid YAML: {}", e.info()),
         )
     })?;
+    if let Some(duplicate) = recorder.duplicate {
+        return Err(SpecError::new(
+            &document.file,
+            format!(
+                "duplicate key: `{}` is already written at line {} in this mapping; write each \
+                 key once",
+                duplicate.key, duplicate.first_line
+            ),
+        )
+        .at(duplicate.line, duplicate.column)
+        .field(super::dotted(&duplicate.pointer)));
+    }
     Ok((recorder.lines, recorder.value.finish()))
 }
 
@@ -41,8 +55,18 @@ pub(super) fn parse(
 struct LineRecorder {
     line_offset: usize,
     lines: BTreeMap<String, usize>,
+    /// The first key written twice in one mapping.
+    duplicate: Option<Duplicate>,
     stack: Vec<Frame>,
     value: ValueBuilder,
+}
+
+struct Duplicate {
+    key: String,
+    pointer: String,
+    first_line: usize,
+    line: usize,
+    column: usize,
 }
 
 enum Frame {
@@ -63,10 +87,10 @@ impl LineRecorder {
     fn enter_value(
         &mut self,
         scalar: Option<&str>,
-        line: usize,
+        mark: Marker,
         container: bool,
     ) -> Option<String> {
-        let line = line + self.line_offset;
+        let line = mark.line() + self.line_offset;
         match self.stack.last_mut() {
             None => Some(String::new()),
             Some(Frame::Mapping {
@@ -77,9 +101,22 @@ impl LineRecorder {
                 None => {
                     // This node is a key: remember it, and record the key's own line.
                     let key = scalar.unwrap_or_default().to_string();
-                    self.lines
-                        .entry(child_pointer(pointer, &key))
-                        .or_insert(line);
+                    match self.lines.entry(child_pointer(pointer, &key)) {
+                        Entry::Vacant(entry) => {
+                            entry.insert(line);
+                        }
+                        // A complex key (no scalar) has no name to compare by.
+                        Entry::Occupied(entry) if scalar.is_some() && self.duplicate.is_none() => {
+                            self.duplicate = Some(Duplicate {
+                                key: key.clone(),
+                                pointer: entry.key().clone(),
+                                first_line: *entry.get(),
+                                line,
+                                column: mark.col() + 1,
+                            });
+                        }
+                        Entry::Occupied(_) => {}
+                    }
                     *pending_key = Some(key);
                     None
                 }
@@ -116,18 +153,17 @@ fn escape(key: &str) -> String {
 
 impl MarkedEventReceiver for LineRecorder {
     fn on_event(&mut self, event: Event, mark: Marker) {
-        let line = mark.line();
         match event {
             Event::Scalar(value, style, anchor, tag) => {
-                self.enter_value(Some(&value), line, false);
+                self.enter_value(Some(&value), mark, false);
                 self.value.scalar(value, style, anchor, tag.is_some());
             }
             Event::Alias(_) => {
-                self.enter_value(None, line, false);
+                self.enter_value(None, mark, false);
                 self.value.fail();
             }
             Event::MappingStart(anchor, tag) => {
-                let pointer = self.enter_value(None, line, true).unwrap_or_default();
+                let pointer = self.enter_value(None, mark, true).unwrap_or_default();
                 self.stack.push(Frame::Mapping {
                     pointer,
                     pending_key: None,
@@ -136,7 +172,7 @@ impl MarkedEventReceiver for LineRecorder {
                     .start(Node::Mapping(Map::new(), None), anchor, tag.is_some());
             }
             Event::SequenceStart(anchor, tag) => {
-                let pointer = self.enter_value(None, line, true).unwrap_or_default();
+                let pointer = self.enter_value(None, mark, true).unwrap_or_default();
                 self.stack.push(Frame::Sequence {
                     pointer,
                     next_index: 0,
@@ -353,7 +389,6 @@ mod tests {
             "big: 12345678901234567890\n",
             "a: &x 1\nb: *x\n",
             "t: !!str 1\n",
-            "d: 1\nd: 2\n",
             "q: \"a\\tb\"\n",
             "1: numeric key\n",
             "true: bool key\n",
@@ -365,6 +400,19 @@ mod tests {
                 "{text:?} should be left to serde_yaml"
             );
         }
+    }
+
+    #[test]
+    fn a_key_written_twice_is_an_error_at_the_second() {
+        let error = split_documents("f.yaml", "---\nd:\n  a: 1\n  b: 2\n  a: 3\n").unwrap_err();
+        assert_eq!((error.line, error.column), (Some(5), Some(3)));
+        assert_eq!(error.field.as_deref(), Some("d.a"));
+        assert!(
+            error.message.contains("already written at line 3"),
+            "{error}"
+        );
+        // The same key in two mappings, or two items of a list, is fine.
+        assert!(split_documents("f.yaml", "x: {a: 1}\ny: {a: 1}\nl: [{a: 1}, {a: 2}]\n").is_ok());
     }
 
     #[test]

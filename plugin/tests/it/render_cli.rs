@@ -413,6 +413,25 @@ fn unknown_fields() {
     );
 }
 
+/// serde would keep the last of two equal keys in a map (labels, data) without a word.
+#[test]
+fn duplicate_keys() {
+    assert_rejected(
+        "dupkey.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: \"1\"\n  b: \"2\"\n  a: \"3\"\n",
+        &[
+            "dupkey.yaml:8:3",
+            "field `data.a`",
+            "duplicate key: `a` is already written at line 6",
+        ],
+    );
+    assert_rejected(
+        "dupfield.yaml",
+        &cluster_with("  masters: 3\n  masters: 4\n"),
+        &["dupfield.yaml:7:3", "field `spec.masters`", "duplicate key"],
+    );
+}
+
 #[test]
 fn wrong_types() {
     assert_rejected(

@@ -1,0 +1,195 @@
+//! Render: turns a loaded spec into the Kubernetes objects it stands for, in apply order.
+//!
+//! A RedisCluster document becomes the seed's objects ([`cluster`]), built as k8s-openapi types:
+//! one hostPath PersistentVolume per pod ([`volumes`]: pre-bound to that pod's claim), the
+//! ConfigMap with redis.conf and update-node.sh ([`files`]), the Service, and the StatefulSet.
+//! Plain manifests pass through, gaining the ownership labels and the namespace. [`text`] prints
+//! the result.
+
+mod cluster;
+mod files;
+mod text;
+mod volumes;
+
+pub use files::{redis_conf, UPDATE_NODE_SH};
+pub use text::{to_text, RenderFormat};
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::input::{Location, Origin, SpecError};
+use crate::ownership::{self, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::spec::{Spec, SpecKind};
+
+/// StatefulSet annotations that tell policies and `apply` the intended cluster shape.
+pub use kr_policy_abi::annotations::{
+    MASTERS as MASTERS_ANNOTATION, REPLICAS_PER_MASTER as REPLICAS_PER_MASTER_ANNOTATION,
+};
+/// Pod-template annotation holding a hash of the ConfigMap, so a config change rolls the pods.
+pub const CONFIG_CHECKSUM_ANNOTATION: &str = "redis.kubectl-redis.io/config-checksum";
+
+/// One rendered Kubernetes object and where in the user's input it came from.
+#[derive(Debug, Clone)]
+pub struct RenderedObject {
+    /// The full manifest (apiVersion, kind, metadata, spec...) as the API server would receive it.
+    pub object: Value,
+    /// The spec document this object was rendered from, for file:line in errors and findings.
+    pub origin: Origin,
+}
+
+impl RenderedObject {
+    pub fn kind(&self) -> &str {
+        self.object["kind"].as_str().unwrap_or_default()
+    }
+    pub fn name(&self) -> &str {
+        self.object["metadata"]["name"].as_str().unwrap_or_default()
+    }
+    pub fn namespace(&self) -> Option<&str> {
+        self.object["metadata"]["namespace"].as_str()
+    }
+}
+
+/// A policy waiver written in the spec (`spec.waivers`), with where it was written.
+#[derive(Debug, Clone)]
+pub struct SpecWaiver {
+    pub rule: String,
+    pub reason: String,
+    pub location: Location,
+}
+
+/// Everything a spec renders to, in apply order (PersistentVolumes, ConfigMap, Service, StatefulSet).
+#[derive(Debug, Clone, Default)]
+pub struct Bundle {
+    /// The spec's name, carried by the ownership labels.
+    pub name: String,
+    pub namespace: String,
+    pub objects: Vec<RenderedObject>,
+    pub waivers: Vec<SpecWaiver>,
+}
+
+/// The namespace objects go to: the spec's own, else `-n`, else the fallback (the kubeconfig
+/// context's namespace, or `default`). A `-n` that contradicts the spec is refused rather than
+/// silently ignored.
+pub fn resolve_namespace(
+    spec: &Spec,
+    flag: Option<&str>,
+    fallback: &str,
+) -> Result<String, SpecError> {
+    for item in &spec.items {
+        let written = match &item.kind {
+            SpecKind::Cluster(cluster) => cluster.metadata.namespace.as_ref().map(|n| n.0.as_str()),
+            SpecKind::Manifest(object) => object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str),
+        };
+        if let (Some(written), Some(flag)) = (written, flag) {
+            if written != flag {
+                return Err(SpecError::new(
+                    &item.origin.file,
+                    format!(
+                        "the spec says namespace `{written}` but -n says `{flag}`; drop -n or \
+                         change the spec"
+                    ),
+                )
+                .at(item.origin.line_of("/metadata/namespace"), 1)
+                .field("metadata.namespace"));
+            }
+        }
+        if let Some(written) = written {
+            return Ok(written.to_string());
+        }
+    }
+    Ok(flag.unwrap_or(fallback).to_string())
+}
+
+/// Renders every document of the spec, ordered for apply. `fallback_namespace` applies when
+/// neither the spec nor `-n` names one. The spec is consumed: its manifests move into the bundle
+/// instead of being copied, so that a large bundle is held once, not twice.
+pub fn render(
+    spec: Spec,
+    namespace_flag: Option<&str>,
+    fallback_namespace: &str,
+) -> Result<Bundle, SpecError> {
+    let namespace = resolve_namespace(&spec, namespace_flag, fallback_namespace)?;
+    let mut bundle = Bundle {
+        name: spec.name,
+        namespace: namespace.clone(),
+        ..Bundle::default()
+    };
+    bundle.objects.reserve(spec.items.len());
+    for item in spec.items {
+        match item.kind {
+            SpecKind::Cluster(cluster) => {
+                for object in cluster::render_cluster(&cluster, &namespace) {
+                    bundle.objects.push(RenderedObject {
+                        object,
+                        origin: item.origin.clone(),
+                    });
+                }
+                for waiver in &cluster.spec.waivers {
+                    bundle.waivers.push(SpecWaiver {
+                        rule: waiver.rule.clone(),
+                        reason: waiver.reason.0.clone(),
+                        location: Location {
+                            file: item.origin.file.clone(),
+                            line: item.origin.line_of("/spec/waivers"),
+                            column: 1,
+                        },
+                    });
+                }
+            }
+            SpecKind::Manifest(mut object) => {
+                label_manifest(&mut object, &bundle.name, &namespace);
+                let mut origin = item.origin;
+                origin.field_map = vec![(String::new(), String::new())];
+                bundle.objects.push(RenderedObject { object, origin });
+            }
+        }
+    }
+    // Stable: objects of a rank keep their input order.
+    bundle.objects.sort_by_key(|o| apply_rank(o.kind()));
+    let applyset = ownership::applyset_id(&bundle.name, &bundle.namespace);
+    for rendered in &mut bundle.objects {
+        ownership::label_member(&mut rendered.object, &applyset);
+    }
+    Ok(bundle)
+}
+
+/// Apply order: what others refer to goes first (volumes before claims, config before the pods
+/// that mount it, the Service before the StatefulSet that names it).
+pub fn apply_rank(kind: &str) -> u8 {
+    match kind {
+        "Namespace" => 0,
+        "PersistentVolume" => 1,
+        "PersistentVolumeClaim" => 2,
+        "ConfigMap" | "Secret" => 3,
+        "Service" => 4,
+        "StatefulSet" => 5,
+        _ => 6,
+    }
+}
+
+fn ownership_labels(instance: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
+        (INSTANCE_LABEL.to_string(), instance.to_string()),
+    ])
+}
+
+fn label_manifest(object: &mut Value, instance: &str, namespace: &str) {
+    let cluster_scoped = matches!(
+        object["kind"].as_str(),
+        Some("PersistentVolume" | "Namespace")
+    );
+    let metadata = &mut object["metadata"];
+    if !cluster_scoped && metadata.get("namespace").is_none() {
+        metadata["namespace"] = Value::String(namespace.to_string());
+    }
+    if !metadata["labels"].is_object() {
+        metadata["labels"] = Value::Object(Default::default());
+    }
+    for (key, value) in ownership_labels(instance) {
+        metadata["labels"][key] = Value::String(value);
+    }
+}

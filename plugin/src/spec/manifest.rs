@@ -1,0 +1,70 @@
+//! Plain Kubernetes manifests: checked against their k8s-openapi type, unknown fields included.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::input::{Document, SpecError};
+
+use super::decode::from_document;
+use super::scalars::validate_dns_subdomain;
+use super::{SpecKind, MAX_NODES};
+
+/// Checks a plain manifest against its typed schema, including fields the schema does not know
+/// (k8s-openapi ignores those silently; the API server would reject or drop them).
+pub(super) fn manifest<T: DeserializeOwned + Serialize>(
+    document: &Document,
+) -> Result<SpecKind, SpecError> {
+    let typed: T = from_document(document)?;
+    let written: Value = from_document(document)?;
+    let understood = serde_json::to_value(&typed)
+        .map_err(|e| SpecError::new(&document.file, format!("cannot re-encode: {e}")))?;
+    if let Some(pointer) = first_unknown_field(&written, &understood, "") {
+        return Err(document.field_error(&pointer, "unknown field for this kind".to_string()));
+    }
+    let name = understood.pointer("/metadata/name").and_then(Value::as_str);
+    match name {
+        None | Some("") => {
+            Err(document.field_error("/metadata/name", "`metadata.name` is required"))
+        }
+        Some(name) => {
+            validate_dns_subdomain(name).map_err(|e| document.field_error("/metadata/name", e))?;
+            Ok(SpecKind::Manifest(understood))
+        }
+    }
+}
+
+fn first_unknown_field(written: &Value, understood: &Value, pointer: &str) -> Option<String> {
+    match (written, understood) {
+        (Value::Object(written), Value::Object(understood)) => {
+            written.iter().find_map(|(key, value)| {
+                let child = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                match understood.get(key) {
+                    None if value.is_null() => None,
+                    None => Some(child),
+                    Some(known) => first_unknown_field(value, known, &child),
+                }
+            })
+        }
+        (Value::Array(written), Value::Array(understood)) => written
+            .iter()
+            .zip(understood)
+            .enumerate()
+            .find_map(|(i, (w, u))| first_unknown_field(w, u, &format!("{pointer}/{i}"))),
+        _ => None,
+    }
+}
+
+/// A plain StatefulSet runs Redis too: the same bound on its pods.
+pub(super) fn check_replicas(document: &Document, statefulset: &SpecKind) -> Result<(), SpecError> {
+    let SpecKind::Manifest(object) = statefulset else {
+        return Ok(());
+    };
+    match object.pointer("/spec/replicas").and_then(Value::as_i64) {
+        Some(replicas) if replicas > i64::from(MAX_NODES) => Err(document.field_error(
+            "/spec/replicas",
+            format!("{replicas} replicas are more Redis nodes than the {MAX_NODES} supported"),
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,239 @@
+//! Spec: loads and validates the user's desired state.
+//!
+//! Two kinds of documents are accepted, mixed freely across files:
+//! - the project's own `RedisCluster` document ([`cluster`]), with defaults for everything but
+//!   the name;
+//! - plain Kubernetes manifests of the kinds a Redis deployment needs ([`manifest`]: so the
+//!   single-Redis seed's manifests work as they are).
+//!
+//! Validation happens while deserializing ([`decode`], and the self-checking scalar types of
+//! [`scalars`]), so that every error carries the line, column and field path.
+
+mod cluster;
+mod decode;
+mod manifest;
+mod scalars;
+
+pub use cluster::{
+    ClusterMetadata, ClusterSpec, ConfigValue, HostPathVolumes, PullPolicy, ReclaimPolicy,
+    RedisCluster, StorageSpec, Waiver,
+};
+pub use scalars::{
+    validate_dns_label, validate_dns_subdomain, validate_quantity, Count, DnsLabel, DnsSubdomain,
+    Image, Masters, NonEmpty, Quantity, StatefulSetName,
+};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Secret, Service,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::input::{self, Document, Origin, SpecError};
+
+use cluster::{check_cluster_size, cluster_field_map};
+use decode::from_document;
+use manifest::{check_replicas, manifest};
+
+/// The apiVersion of the project's own document.
+pub const API_VERSION: &str = "kubectl-redis.io/v1alpha1";
+pub const KIND: &str = "RedisCluster";
+
+/// The most Redis nodes (pods) one spec may ask for: Redis Cluster is designed for up to 1000
+/// nodes, and everything downstream (volumes, policies, the plan's requests) grows with it.
+pub const MAX_NODES: u32 = 1000;
+
+/// Everything the user asked for, in input order.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The name that ownership labels carry: a RedisCluster's name, or for plain manifests the
+    /// stem of the first file or directory named on the command line.
+    pub name: String,
+    pub items: Vec<SpecItem>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpecItem {
+    pub origin: Origin,
+    pub kind: SpecKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SpecKind {
+    Cluster(Box<RedisCluster>),
+    /// A plain Kubernetes object, kept as JSON after it was checked against its typed schema.
+    Manifest(Value),
+}
+
+/// Loads every document of every input, validating each against its schema.
+pub fn load(paths: &[PathBuf]) -> Result<Spec, SpecError> {
+    let documents = input::read_inputs(paths)?;
+    let mut items = Vec::with_capacity(documents.len());
+    // By value: each document (text, parsed value) is freed once its item is made.
+    for document in documents {
+        items.push(parse_document(&document)?);
+    }
+    check_duplicates(&items)?;
+    let name = items
+        .iter()
+        .find_map(|item| match &item.kind {
+            SpecKind::Cluster(cluster) => Some(cluster.name().to_string()),
+            SpecKind::Manifest(_) => None,
+        })
+        .unwrap_or_else(|| name_from_path(paths.first().map(PathBuf::as_path)));
+    Ok(Spec { name, items })
+}
+
+/// `specs/redis-single/` → `redis-single`; stdin → `stdin`.
+fn name_from_path(path: Option<&Path>) -> String {
+    let stem = path
+        .filter(|p| *p != Path::new("-"))
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_else(|| "stdin".into());
+    let cleaned: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let trimmed = cleaned.trim_matches('-');
+    if trimmed.is_empty() {
+        "redis".into()
+    } else {
+        trimmed.chars().take(63).collect()
+    }
+}
+
+#[derive(Deserialize)]
+struct TypeMeta {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+}
+
+fn parse_document(document: &Document) -> Result<SpecItem, SpecError> {
+    let meta: TypeMeta = from_document(document)?;
+    let kind = meta
+        .kind
+        .ok_or_else(|| document.field_error("/kind", "every document needs a `kind`"))?;
+    let api_version = meta.api_version.ok_or_else(|| {
+        document.field_error("/apiVersion", "every document needs an `apiVersion`")
+    })?;
+    let mut origin = document.origin();
+    let kind = match (api_version.as_str(), kind.as_str()) {
+        (API_VERSION, KIND) => {
+            let cluster: RedisCluster = from_document(document)?;
+            check_cluster_size(document, &cluster)?;
+            origin.field_map = cluster_field_map();
+            SpecKind::Cluster(Box::new(cluster))
+        }
+        (_, KIND) => {
+            return Err(document.field_error(
+                "/apiVersion",
+                format!("a RedisCluster has apiVersion `{API_VERSION}`, not `{api_version}`"),
+            ))
+        }
+        ("v1", "Namespace") => manifest::<Namespace>(document)?,
+        ("v1", "PersistentVolume") => manifest::<PersistentVolume>(document)?,
+        ("v1", "PersistentVolumeClaim") => manifest::<PersistentVolumeClaim>(document)?,
+        ("v1", "ConfigMap") => manifest::<ConfigMap>(document)?,
+        ("v1", "Secret") => manifest::<Secret>(document)?,
+        ("v1", "Service") => manifest::<Service>(document)?,
+        ("apps/v1", "StatefulSet") => {
+            let statefulset = manifest::<StatefulSet>(document)?;
+            check_replicas(document, &statefulset)?;
+            statefulset
+        }
+        _ => {
+            return Err(document.field_error(
+                "/kind",
+                format!(
+                    "unsupported kind `{kind}` (apiVersion `{api_version}`): kubectl-redis manages \
+                     {KIND} ({API_VERSION}), Namespace, PersistentVolume, PersistentVolumeClaim, \
+                     ConfigMap, Secret, Service (v1) and StatefulSet (apps/v1)"
+                ),
+            ))
+        }
+    };
+    Ok(SpecItem { origin, kind })
+}
+
+fn check_duplicates(items: &[SpecItem]) -> Result<(), SpecError> {
+    let mut seen: BTreeMap<(String, String, String), &Origin> = BTreeMap::new();
+    for item in items {
+        let key = match &item.kind {
+            SpecKind::Cluster(cluster) => (
+                KIND.to_string(),
+                cluster
+                    .metadata
+                    .namespace
+                    .clone()
+                    .map(|n| n.0)
+                    .unwrap_or_default(),
+                cluster.name().to_string(),
+            ),
+            SpecKind::Manifest(object) => {
+                let text = |p: &str| {
+                    object
+                        .pointer(p)
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                (
+                    text("/kind"),
+                    text("/metadata/namespace"),
+                    text("/metadata/name"),
+                )
+            }
+        };
+        if let Some(first) = seen.get(&key) {
+            return Err(SpecError::new(
+                &item.origin.file,
+                format!(
+                    "duplicate object: {} `{}` is already declared at {}:{}",
+                    key.0, key.2, first.file, first.line
+                ),
+            )
+            .at(item.origin.line_of("/metadata/name"), 1)
+            .field("metadata.name"));
+        }
+        seen.insert(key, &item.origin);
+    }
+    if items
+        .iter()
+        .filter(|i| matches!(i.kind, SpecKind::Cluster(_)))
+        .count()
+        > 1
+    {
+        let second = items
+            .iter()
+            .filter(|i| matches!(i.kind, SpecKind::Cluster(_)))
+            .nth(1);
+        let origin = &second.expect("counted above").origin;
+        return Err(SpecError::new(
+            &origin.file,
+            "only one RedisCluster per invocation: plan and apply each cluster on its own",
+        )
+        .at(origin.line, 1));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_from_path_is_a_valid_label() {
+        assert_eq!(
+            name_from_path(Some(Path::new("specs/redis-single/"))),
+            "redis-single"
+        );
+        assert_eq!(name_from_path(Some(Path::new("My_Spec.yaml"))), "my-spec");
+        assert_eq!(name_from_path(Some(Path::new("-"))), "stdin");
+    }
+}
