@@ -112,7 +112,7 @@ fn main() {
     let precompiled = precompile(&names, &wasm, &out_dir.join("precompiled"));
     let mut generated = String::from(
         "/// The built-in policy modules, built from policies/ by build.rs.\n\
-         pub static BUILTIN: &[Builtin] = &[\n",
+         pub(super) static BUILTIN: &[Builtin] = &[\n",
     );
     for ((name, wasm), cwasm) in names.iter().zip(&wasm).zip(&precompiled) {
         let cwasm = match cwasm {

@@ -8,10 +8,10 @@ use std::future::Future;
 use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 
 /// Calls in flight at once: enough to hide round trips, far below what floods an API server.
-pub const LIMIT: usize = 16;
+pub(crate) const LIMIT: usize = 16;
 
 /// Every call's result in input order, or the first error (the calls not yet started never are).
-pub async fn try_all<T, E, F>(calls: impl IntoIterator<Item = F>) -> Result<Vec<T>, E>
+pub(crate) async fn try_all<T, E, F>(calls: impl IntoIterator<Item = F>) -> Result<Vec<T>, E>
 where
     F: Future<Output = Result<T, E>>,
 {
@@ -19,7 +19,7 @@ where
 }
 
 /// Every call's output in input order.
-pub async fn all<T, F>(calls: impl IntoIterator<Item = F>) -> Vec<T>
+pub(crate) async fn all<T, F>(calls: impl IntoIterator<Item = F>) -> Vec<T>
 where
     F: Future<Output = T>,
 {

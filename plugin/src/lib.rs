@@ -13,10 +13,10 @@
 pub mod apply;
 pub mod cluster;
 pub mod destroy;
-pub mod fanout;
+mod fanout;
 pub mod input;
 pub mod k8s;
-pub mod ownership;
+mod ownership;
 pub mod plan;
 pub mod policy;
 pub mod progress;

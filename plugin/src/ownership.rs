@@ -14,10 +14,10 @@ use sha2::{Digest, Sha256};
 use crate::k8s::{self, Connection};
 
 /// Label that marks an object as applied by this tool; prune and destroy touch nothing else.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "kubectl-redis";
+pub(crate) const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub(crate) const MANAGED_BY: &str = "kubectl-redis";
 /// Label that names the spec an object belongs to.
-pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+pub(crate) const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 
 /// Every kind the plugin manages, in apply order.
 const MANAGED_KINDS: [(&str, &str); 7] = [
@@ -30,19 +30,19 @@ const MANAGED_KINDS: [(&str, &str); 7] = [
     ("apps/v1", "StatefulSet"),
 ];
 
-pub const PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
-pub const ID_LABEL: &str = "applyset.kubernetes.io/id";
-pub const TOOLING_ANNOTATION: &str = "applyset.kubernetes.io/tooling";
-pub const GROUP_KINDS_ANNOTATION: &str = "applyset.kubernetes.io/contains-group-kinds";
+pub(crate) const PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
+pub(crate) const ID_LABEL: &str = "applyset.kubernetes.io/id";
+pub(crate) const TOOLING_ANNOTATION: &str = "applyset.kubernetes.io/tooling";
+pub(crate) const GROUP_KINDS_ANNOTATION: &str = "applyset.kubernetes.io/contains-group-kinds";
 
 /// Name of the parent object of a spec's ApplySet.
-pub fn parent_name(spec_name: &str) -> String {
+pub(crate) fn parent_name(spec_name: &str) -> String {
     format!("kubectl-redis-{spec_name}")
 }
 
 /// The ApplySet id, as the KEP defines it:
 /// `applyset-<base64url(sha256(<name>.<namespace>.<kind>.<group>))>-v1`.
-pub fn applyset_id(spec_name: &str, namespace: &str) -> String {
+pub(crate) fn applyset_id(spec_name: &str, namespace: &str) -> String {
     let digest = Sha256::digest(format!("{}.{namespace}.ConfigMap.", parent_name(spec_name)));
     format!(
         "applyset-{}-v1",
@@ -51,7 +51,7 @@ pub fn applyset_id(spec_name: &str, namespace: &str) -> String {
 }
 
 /// Whether a live object carries this spec's ownership labels.
-pub fn is_owned(object: &Value, spec_name: &str, namespace: &str) -> bool {
+pub(crate) fn is_owned(object: &Value, spec_name: &str, namespace: &str) -> bool {
     let labels = &object["metadata"]["labels"];
     labels[MANAGED_BY_LABEL] == MANAGED_BY
         && labels[INSTANCE_LABEL] == spec_name
@@ -72,12 +72,12 @@ fn group_kind(object: &Value) -> String {
 }
 
 /// Marks an object as a member of the ApplySet `applyset` (see [`applyset_id`]).
-pub fn label_member(object: &mut Value, applyset: &str) {
+pub(crate) fn label_member(object: &mut Value, applyset: &str) {
     object["metadata"]["labels"][PART_OF_LABEL] = Value::String(applyset.to_string());
 }
 
 /// The parent ConfigMap of a spec's ApplySet, listing the group-kinds of its members.
-pub fn parent<'a>(
+pub(crate) fn parent<'a>(
     spec_name: &str,
     namespace: &str,
     members: impl IntoIterator<Item = &'a Value>,
@@ -105,7 +105,7 @@ pub fn parent<'a>(
 }
 
 /// The label selector that finds every member of the spec's ApplySet.
-pub fn member_selector(spec_name: &str, namespace: &str) -> String {
+pub(crate) fn member_selector(spec_name: &str, namespace: &str) -> String {
     format!(
         "{PART_OF_LABEL}={},{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={spec_name}",
         applyset_id(spec_name, namespace)
@@ -114,7 +114,7 @@ pub fn member_selector(spec_name: &str, namespace: &str) -> String {
 
 /// Lists the live members of a spec's ApplySet, across every kind the plugin manages, all at
 /// once. Only objects carrying all ownership labels are returned.
-pub async fn list_members(
+pub(crate) async fn list_members(
     connection: &Connection,
     spec_name: &str,
     namespace: &str,
@@ -153,7 +153,7 @@ pub async fn list_members(
 /// Writes the ApplySet parent when it is missing or lists other group-kinds; returns whether it
 /// wrote. Callers pass what the plan applies plus what it prunes, so a prune interrupted midway
 /// is found again by the next run.
-pub async fn ensure_parent<'a>(
+pub(crate) async fn ensure_parent<'a>(
     connection: &Connection,
     spec_name: &str,
     namespace: &str,

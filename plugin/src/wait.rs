@@ -16,7 +16,7 @@ pub fn deadline_after(timeout: Duration) -> anyhow::Result<Instant> {
 
 /// What a poll found: done with a value, or not yet, with the state seen (by default a
 /// description of it, for the timeout message).
-pub enum Poll<T, S = String> {
+pub(crate) enum Poll<T, S = String> {
     Ready(T),
     Pending(S),
 }
@@ -25,14 +25,14 @@ pub enum Poll<T, S = String> {
 /// detail on timeout (which pods are stuck, and why) find it with `error.downcast_ref`.
 #[derive(Debug, thiserror::Error)]
 #[error("timed out waiting for {what}{}", if .state.is_empty() { String::new() } else { format!(": {}", .state) })]
-pub struct TimedOut {
+pub(crate) struct TimedOut {
     pub what: String,
     pub state: String,
 }
 
 /// Calls `check` every `every` until it is ready or `deadline` passes; on timeout the error is
 /// [`TimedOut`]. Errors from `check` end the wait at once.
-pub async fn poll_until<T, F, Fut>(
+pub(crate) async fn poll_until<T, F, Fut>(
     deadline: Instant,
     every: Duration,
     what: &str,
@@ -53,7 +53,7 @@ where
 
 /// [`poll_until`] for callers with an error of their own on timeout: `Ok(Err(state))` is the last
 /// state seen when `deadline` passed (a cluster report, say, that the caller explains).
-pub async fn poll_last<T, S, F, Fut>(
+pub(crate) async fn poll_last<T, S, F, Fut>(
     deadline: Instant,
     every: Duration,
     mut check: F,

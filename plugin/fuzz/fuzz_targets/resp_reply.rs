@@ -5,8 +5,8 @@
 
 use std::sync::OnceLock;
 
-use kubectl_redis::cluster::nodes::{parse_info, parse_nodes};
-use kubectl_redis::cluster::resp::read_reply;
+use kubectl_redis::cluster::{parse_info, parse_nodes};
+use kubectl_redis::cluster::read_reply;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::BufReader;
 use tokio::runtime::Runtime;

@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 
-use crate::cluster::step::Via;
+use crate::cluster::target::Via;
 use crate::k8s::{self, Connection};
 use crate::plan::{Action, ObjectPlan, Plan};
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::cluster::roll::RollOptions;
 use crate::cluster::roll_exec::{self, RollRun};
-use crate::cluster::step::{self, ClusterTarget, Via};
+use crate::cluster::target::{self, ClusterTarget, Via};
 use crate::k8s::Connection;
 use crate::plan::Plan;
 use crate::progress::{Event, Events};
@@ -130,7 +130,7 @@ async fn form_clusters(
 ) -> anyhow::Result<()> {
     for target in redis_clusters(plan) {
         let left = options.deadline.saturating_duration_since(Instant::now());
-        let outcome = step::converge(&connection.client, &target, options.via, left).await?;
+        let outcome = target::converge(&connection.client, &target, options.via, left).await?;
         events.emit(Event::RedisConverged {
             statefulset: target.statefulset.clone(),
             changed: !outcome.already_healthy,
@@ -164,7 +164,7 @@ async fn drain_departing_nodes(
         }
         let start = Instant::now();
         let left = options.deadline.saturating_duration_since(start);
-        let outcome = step::drain_before_shrink(
+        let outcome = target::drain_before_shrink(
             &connection.client,
             &current,
             keep,

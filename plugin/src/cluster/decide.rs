@@ -10,7 +10,7 @@ use super::observe::{Observation, PodState};
 use super::plan::Fixed;
 
 /// Refuse states that forming would damage or that are not ours to change.
-pub fn check_safe(obs: &Observation) -> Result<(), ClusterError> {
+pub(super) fn check_safe(obs: &Observation) -> Result<(), ClusterError> {
     let refuse = |s: String| Err(ClusterError::Refused(s));
     let pod_of = obs.pod_of_id();
     if pod_of.len() != obs.pods.iter().filter(|p| p.id.is_some()).count() {
@@ -134,7 +134,7 @@ pub fn check_safe(obs: &Observation) -> Result<(), ClusterError> {
 }
 
 /// Roles the current state already decides.
-pub fn fixed_roles(obs: &Observation) -> (Fixed, BTreeMap<String, Vec<(u16, u16)>>) {
+pub(super) fn fixed_roles(obs: &Observation) -> (Fixed, BTreeMap<String, Vec<(u16, u16)>>) {
     let pod_of = obs.pod_of_id();
     let mut fixed = Fixed::default();
     let mut owned = BTreeMap::new();
@@ -161,7 +161,7 @@ pub fn fixed_roles(obs: &Observation) -> (Fixed, BTreeMap<String, Vec<(u16, u16)
 /// know each other, one MEET (from the lower ordinal) introduces both; a stale or missing address
 /// is fixed by a MEET from the side that has it wrong: Redis then updates the known node's
 /// address during the handshake (this is how the all-pods-restarted case heals).
-pub fn missing_meets(obs: &Observation) -> BTreeMap<String, Vec<(String, String)>> {
+pub(super) fn missing_meets(obs: &Observation) -> BTreeMap<String, Vec<(String, String)>> {
     let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let correct = |a: &PodState, b: &PodState| -> bool {
         match (b.id.as_deref(), b.pod.ip.as_deref()) {

@@ -5,7 +5,6 @@
 //!
 //! It never runs `CLUSTER RESET` or `FLUSHALL`: anything that would need them is a refusal.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,11 +17,11 @@ use super::decide::{check_safe, fixed_roles, missing_meets};
 use super::exec::{not_converged, observe_all, wait_converged, Exec, FormOptions};
 use super::observe::{observe, Observation};
 use super::plan::{plan, Plan};
-use super::resp::Reply;
-use super::scale;
+use super::resp::{RedisError, Reply};
 use super::topology::Topology;
 use super::transport::{cmd, show_cmd, Cmd, RedisTransport};
 use super::verify::{verify, Report};
+use super::{migrate, scale};
 
 /// What `ensure_cluster` did.
 #[derive(Debug, Clone, Serialize)]
@@ -96,11 +95,7 @@ pub async fn ensure_cluster(
     let report = verify(topo, &obs);
     // A master with replicas but no slots verifies healthy yet still awaits its share (a
     // scale-out that stopped before moving slots): not "left alone".
-    let slotless_master = obs.pods.iter().any(|p| {
-        p.myself()
-            .is_some_and(|m| m.is_master() && m.slots.is_empty())
-    });
-    if report.healthy && !slotless_master {
+    if report.healthy && !has_slotless_master(&obs) {
         return Ok(FormOutcome {
             already_healthy: true,
             actions: Vec::new(),
@@ -114,8 +109,43 @@ pub async fn ensure_cluster(
     let plan = plan(topo, &fixed, &owned)?;
     let ex = Exec::new(t, topo);
 
-    // 1. Slots and config epochs, before any MEET: SET-CONFIG-EPOCH only works on a node that
-    //    knows no other, and distinct epochs spare the cluster its epoch-collision dance.
+    assign_slots_and_epochs(&ex, &obs, &plan).await?;
+    meet(&ex, &obs).await?;
+    replicate(&ex, &obs, &plan, deadline, opts.poll).await?;
+    if has_open_slots(&obs) {
+        // A previous run left them half-migrated: finish moving them, keys included.
+        migrate::finish_open_slots(&ex, &obs).await?;
+    }
+    let mut report = wait_formed(&ex, topo, deadline, opts).await?;
+    if share_slots_with_new_masters(&ex, &plan).await? {
+        report = wait_formed(&ex, topo, deadline, opts).await?;
+    }
+    Ok(FormOutcome {
+        already_healthy: false,
+        actions: ex.take_actions(),
+        plan: Some(plan),
+        report,
+        elapsed_ms: start.elapsed().as_millis(),
+    })
+}
+
+fn has_slotless_master(obs: &Observation) -> bool {
+    obs.pods.iter().any(|p| {
+        p.myself()
+            .is_some_and(|m| m.is_master() && m.slots.is_empty())
+    })
+}
+
+fn has_open_slots(obs: &Observation) -> bool {
+    obs.pods.iter().any(|p| {
+        p.myself()
+            .is_some_and(|m| !m.migrating.is_empty() || !m.importing.is_empty())
+    })
+}
+
+/// Slots and config epochs, before any MEET: SET-CONFIG-EPOCH only works on a node that knows
+/// no other, and distinct epochs spare the cluster its epoch-collision dance.
+async fn assign_slots_and_epochs(ex: &Exec<'_>, obs: &Observation, plan: &Plan) -> Result<()> {
     let claimed = obs.claimed_slots();
     let max_epoch = obs
         .pods
@@ -140,7 +170,6 @@ pub async fn ensure_cluster(
             .get(&m.pod)
             .is_some_and(|p| p.lone() && p.myself().is_some_and(|me| me.config_epoch == 0));
         let epoch = (max_epoch + 1 + i as u64).to_string();
-        let ex = &ex;
         async move {
             ex.run(&m.pod, cmds).await?;
             if set_epoch {
@@ -148,9 +177,7 @@ pub async fn ensure_cluster(
                 // and its epoch-collision handling assigns one instead, which is fine.
                 let set = cmd(["CLUSTER", "SET-CONFIG-EPOCH", epoch.as_str()]);
                 match ex.raw(&m.pod, std::slice::from_ref(&set)).await?.first() {
-                    // Redis 5.0's words: "ERR The user can assign a config epoch only when the
-                    // node does not know any other node."
-                    Some(Reply::Error(e)) if e.contains("does not know any other node") => {}
+                    Some(Reply::Error(e)) if RedisError::of(e) == RedisError::KnowsOtherNodes => {}
                     Some(Reply::Error(e)) => {
                         bail!("{}: {} failed: {e}", m.pod, show_cmd(&set))
                     }
@@ -163,34 +190,38 @@ pub async fn ensure_cluster(
     for r in fanout::all(futs).await {
         r?;
     }
+    Ok(())
+}
 
-    // 2. Introductions.
-    meet(&ex, &obs).await?;
-
-    // 3. Replicas: REPLICATE as soon as each replica has learnt its master's id.
-    let ids: BTreeMap<String, String> = obs
-        .pods
-        .iter()
-        .filter_map(|p| Some((p.pod.name.clone(), p.id.clone()?)))
-        .collect();
+/// REPLICATE, as soon as each replica has learnt its master's id by gossip.
+async fn replicate(
+    ex: &Exec<'_>,
+    obs: &Observation,
+    plan: &Plan,
+    deadline: Instant,
+    poll: Duration,
+) -> Result<()> {
+    let (t, topo) = (ex.t, ex.topo);
     let futs = plan.replicas.iter().filter_map(|r| {
-        let master_id = ids.get(&r.master)?.clone();
+        let master_id = obs.id_of(&r.master)?.to_string();
         let current = obs.get(&r.pod)?.myself()?.master_id.clone();
         if current.as_deref() == Some(master_id.as_str()) {
             return None;
         }
-        let ex = &ex;
         Some(async move {
             let what = format!("{} to learn its master {} ({master_id})", r.pod, r.master);
             let master_id = master_id.as_str();
-            poll_until(deadline, opts.poll, &what, || async move {
+            poll_until(deadline, poll, &what, || async move {
                 let addr = topo.addr(topo.pod(&r.pod).expect("planned pod"))?;
                 let c = cmd(["CLUSTER", "REPLICATE", master_id]);
                 let reply = t.pipeline(&addr, std::slice::from_ref(&c)).await?;
                 match &reply[0] {
                     // Gossip has not brought the master's id here yet.
                     Reply::Error(e)
-                        if e.contains("Unknown node") || e.contains("only replicate a master") =>
+                        if matches!(
+                            RedisError::of(e),
+                            RedisError::UnknownNode | RedisError::ReplicateAReplica
+                        ) =>
                     {
                         Ok(Poll::Pending(e.clone()))
                     }
@@ -214,43 +245,24 @@ pub async fn ensure_cluster(
     for r in fanout::all(futs).await {
         r?;
     }
+    Ok(())
+}
 
-    // 4. Slots a previous run left half-migrated: finish moving them (keys included).
-    let has_open = obs.pods.iter().any(|p| {
-        p.myself()
-            .is_some_and(|m| !m.migrating.is_empty() || !m.importing.is_empty())
-    });
-    if has_open {
-        scale::finish_open_slots(&ex, &obs).await?;
-    }
-
-    // 5. Wait for agreement; re-introduce pairs whose handshake timed out meanwhile.
-    let mut report = wait_formed(&ex, topo, deadline, opts).await?;
-
-    // 6. New masters without slots (scale-out): move slots to them, keys included, until the
-    //    masters are balanced.
-    let obs = observe(t, topo).await;
-    let mut changed = false;
+/// New masters without slots (a scale-out): move slots to them, keys included, until the
+/// masters are balanced. Whether anything moved.
+async fn share_slots_with_new_masters(ex: &Exec<'_>, plan: &Plan) -> Result<bool> {
+    let obs = observe(ex.t, ex.topo).await;
     let (_, owned) = fixed_roles(&obs);
     let masters: Vec<String> = plan.masters.iter().map(|m| m.pod.clone()).collect();
-    if masters
+    if !masters
         .iter()
         .any(|m| owned.get(m).is_none_or(|r| r.is_empty()))
     {
-        let moves = scale::balance_moves(&owned, &masters, &[]);
-        scale::move_slots(&ex, &obs, &moves).await?;
-        changed = true;
+        return Ok(false);
     }
-    if changed {
-        report = wait_formed(&ex, topo, deadline, opts).await?;
-    }
-    Ok(FormOutcome {
-        already_healthy: false,
-        actions: ex.take_actions(),
-        plan: Some(plan),
-        report,
-        elapsed_ms: start.elapsed().as_millis(),
-    })
+    let moves = scale::balance_moves(&owned, &masters, &[]);
+    migrate::move_slots(ex, &obs, &moves).await?;
+    Ok(true)
 }
 
 async fn wait_formed(

@@ -4,38 +4,48 @@
 //!
 //! Layout: a pure core ([`topology`] in, [`plan`] for roles and slots, [`decide`] for what may
 //! be done, [`verify`] for judgement as [`finding`]s, [`diagnose`] for causes and their remedies,
-//! all plain data) around the executors ([`form`], [`scale`], sharing [`exec`]) that talk to pods
-//! through a [`transport::RedisTransport`] (direct TCP, port-forward, or `redis-cli` exec);
-//! [`status`] renders a report as text or JSON.
+//! all plain data) around the executors ([`form`], [`scale`], sharing [`exec`] and [`migrate`]) that talk to pods
+//! through a [`RedisTransport`] (direct TCP, port-forward, or `redis-cli` exec); [`target`] is
+//! the Kubernetes side (which StatefulSets, which transport) that `apply`, `plan` and `status`
+//! call; [`status`] renders a report as text or JSON.
+//!
+//! Only `target`, `status` and the re-exports below are public: the rest is the module's own.
 
-pub mod decide;
-pub mod diagnose;
-pub mod exec;
-pub mod finding;
+mod decide;
+mod diagnose;
+mod exec;
+mod finding;
 #[cfg(test)]
 mod fixture;
-pub mod form;
-pub mod nodes;
-pub mod observe;
-pub mod plan;
-pub mod preview;
-pub mod resp;
-pub mod roll;
-pub mod roll_exec;
-pub mod scale;
+mod form;
+mod migrate;
+mod nodes;
+mod observe;
+mod plan;
+pub(crate) mod preview;
+mod resp;
+pub(crate) mod roll;
+pub(crate) mod roll_exec;
+mod scale;
 pub mod status;
-pub mod step;
-pub mod topology;
-pub mod transport;
-pub mod verify;
+pub mod target;
+mod topology;
+mod transport;
+mod verify;
 
 pub use diagnose::{Cause, CauseKind, Severity};
 pub use exec::{ClusterError, FormOptions};
 pub use finding::{Finding, Kind};
 pub use form::{ensure_cluster, verify_cluster, wait_healthy, FormOutcome};
-pub use nodes::key_slot;
+pub use nodes::{even_ranges, key_slot, parse_info, parse_nodes};
 pub use plan::Plan;
+pub use preview::{RedisPreview, RedisStep};
+pub use resp::{read_reply, Reply};
+pub use roll::RollOptions;
 pub use scale::{scale_in, ScaleInOutcome};
-pub use topology::{topology_from_kube, PodInfo, Topology};
-pub use transport::{direct, port_forward, ExecTransport, PodAddr, RedisTransport};
+pub use topology::{names as pod_names, topology_from_kube, PodInfo, Topology};
+pub use transport::{
+    call, cmd, direct, parse_cli_output, port_forward, BoxFuture, Cmd, DirectConnector,
+    ExecTransport, PodAddr, RedisTransport, StreamTransport,
+};
 pub use verify::{PodRow, Report};

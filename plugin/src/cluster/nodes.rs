@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub const SLOTS: u16 = 16384;
+pub(super) const SLOTS: u16 = 16384;
 
 /// One line of `CLUSTER NODES`, as one node sees another (or itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,7 +55,7 @@ impl NodeLine {
 }
 
 /// Length of a Redis Cluster node id: 40 hex characters (`CLUSTER_NAMELEN`).
-pub const NODE_ID_LEN: usize = 40;
+pub(super) const NODE_ID_LEN: usize = 40;
 
 /// A `CLUSTER NODES` reply that is not what Redis writes. The observer records it as the pod's
 /// error, so it is always reported with the node that sent it.
@@ -68,7 +68,7 @@ pub enum NodesError {
 }
 
 /// Whether `id` is a node id as Redis makes them; anything else came from a broken peer.
-pub fn is_node_id(id: &str) -> bool {
+pub(super) fn is_node_id(id: &str) -> bool {
     id.len() == NODE_ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -182,7 +182,7 @@ pub fn even_ranges(masters: usize) -> Vec<(u16, u16)> {
 }
 
 /// Compress a sorted list of slots into inclusive ranges.
-pub fn to_ranges(slots: impl IntoIterator<Item = u16>) -> Vec<(u16, u16)> {
+pub(super) fn to_ranges(slots: impl IntoIterator<Item = u16>) -> Vec<(u16, u16)> {
     let mut out: Vec<(u16, u16)> = Vec::new();
     for s in slots {
         match out.last_mut() {
@@ -193,7 +193,7 @@ pub fn to_ranges(slots: impl IntoIterator<Item = u16>) -> Vec<(u16, u16)> {
     out
 }
 
-pub fn ranges_to_string(r: &[(u16, u16)]) -> String {
+pub(super) fn ranges_to_string(r: &[(u16, u16)]) -> String {
     if r.is_empty() {
         return "-".into();
     }

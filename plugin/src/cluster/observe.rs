@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::nodes::{parse_info, parse_nodes, NodeLine, SLOTS};
-use super::resp::Reply;
+use super::resp::{RedisError, Reply};
 use super::topology::{PodInfo, Topology};
 use super::transport::{cmd, show_cmd, RedisTransport};
 
@@ -13,7 +13,7 @@ use super::transport::{cmd, show_cmd, RedisTransport};
 /// IP or one still loading its data, never one whose cluster mode is off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", content = "detail", rename_all = "camelCase")]
-pub enum PodError {
+pub(crate) enum PodError {
     #[error("no pod IP yet")]
     NoIp,
     #[error("unreachable via {0}")]
@@ -27,7 +27,7 @@ pub enum PodError {
 
 /// What one pod reported (or why it could not).
 #[derive(Debug, Clone, Serialize)]
-pub struct PodState {
+pub(crate) struct PodState {
     pub pod: PodInfo,
     /// Set when the pod could not be asked.
     pub error: Option<PodError>,
@@ -49,25 +49,25 @@ pub struct PodState {
 }
 
 impl PodState {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.error.is_none()
     }
-    pub fn myself(&self) -> Option<&NodeLine> {
+    pub(crate) fn myself(&self) -> Option<&NodeLine> {
         self.nodes.iter().find(|n| n.is_myself())
     }
     /// Knows no other node (a fresh node, or one whose MEET never happened).
-    pub fn lone(&self) -> bool {
+    pub(crate) fn lone(&self) -> bool {
         self.nodes.iter().all(|n| n.is_myself())
     }
     /// Its line for node `id`, if it knows it.
-    pub fn view_of(&self, id: &str) -> Option<&NodeLine> {
+    pub(crate) fn view_of(&self, id: &str) -> Option<&NodeLine> {
         self.nodes.iter().find(|n| n.id == id)
     }
-    pub fn state_ok(&self) -> bool {
+    pub(crate) fn state_ok(&self) -> bool {
         self.info.get("cluster_state").map(String::as_str) == Some("ok")
     }
     /// Its slot map: slot → owner id.
-    pub fn slot_map(&self) -> Vec<Option<&str>> {
+    pub(crate) fn slot_map(&self) -> Vec<Option<&str>> {
         let mut map = vec![None; SLOTS as usize];
         for n in &self.nodes {
             for &(a, b) in &n.slots {
@@ -81,26 +81,26 @@ impl PodState {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Observation {
+pub(crate) struct Observation {
     pub pods: Vec<PodState>,
 }
 
 impl Observation {
     /// Node id → pod name, from each pod's own `myself` line.
-    pub fn pod_of_id(&self) -> BTreeMap<String, String> {
+    pub(crate) fn pod_of_id(&self) -> BTreeMap<String, String> {
         self.pods
             .iter()
             .filter_map(|p| Some((p.id.clone()?, p.pod.name.clone())))
             .collect()
     }
-    pub fn get(&self, pod: &str) -> Option<&PodState> {
+    pub(crate) fn get(&self, pod: &str) -> Option<&PodState> {
         self.pods.iter().find(|p| p.pod.name == pod)
     }
-    pub fn id_of(&self, pod: &str) -> Option<&str> {
+    pub(crate) fn id_of(&self, pod: &str) -> Option<&str> {
         self.get(pod)?.id.as_deref()
     }
     /// Every slot some pod believes is owned, by anyone.
-    pub fn claimed_slots(&self) -> BTreeSet<u16> {
+    pub(crate) fn claimed_slots(&self) -> BTreeSet<u16> {
         let mut out = BTreeSet::new();
         for p in &self.pods {
             for n in &p.nodes {
@@ -121,7 +121,11 @@ fn text(r: &Reply) -> Result<String, String> {
 }
 
 /// Ask one pod.
-pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo) -> PodState {
+pub(super) async fn observe_pod(
+    t: &dyn RedisTransport,
+    topo: &Topology,
+    pod: &PodInfo,
+) -> PodState {
     let mut st = PodState {
         pod: pod.clone(),
         error: None,
@@ -152,8 +156,7 @@ pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo)
         }
     };
     let mut fail = |c: usize, e: String| {
-        // Redis's own words (`ERR This instance has cluster support disabled`).
-        let why = if e.contains("cluster support disabled") {
+        let why = if RedisError::of(&e) == RedisError::ClusterSupportDisabled {
             PodError::ClusterModeOff
         } else {
             PodError::Failed(format!("{} failed: {e}", show_cmd(&cmds[c])))
@@ -198,7 +201,7 @@ pub async fn observe_pod(t: &dyn RedisTransport, topo: &Topology, pod: &PodInfo)
 }
 
 /// Ask every pod, a bounded number at a time.
-pub async fn observe(t: &dyn RedisTransport, topo: &Topology) -> Observation {
+pub(super) async fn observe(t: &dyn RedisTransport, topo: &Topology) -> Observation {
     let pods = crate::fanout::all(topo.pods.iter().map(|p| observe_pod(t, topo, p))).await;
     Observation { pods }
 }

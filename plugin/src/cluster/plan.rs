@@ -15,7 +15,7 @@ use super::topology::{PodInfo, Topology};
 
 /// Roles already decided by the cluster's current state; the planner keeps them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fixed {
+pub(super) struct Fixed {
     /// Pods that are masters and must stay so (they own slots or have replicas).
     pub masters: Vec<String>,
     /// Pods already replicating a pod: replica → master.
@@ -62,7 +62,7 @@ fn node_key(p: &PodInfo) -> String {
 
 /// Plan roles and slots for `topo`, keeping `fixed` roles. `owned` gives, for masters that
 /// already own slots, how many of each planned range they hold, so ranges go to their owners.
-pub fn plan(
+pub(super) fn plan(
     topo: &Topology,
     fixed: &Fixed,
     owned: &BTreeMap<String, Vec<(u16, u16)>>,

@@ -10,6 +10,51 @@ use std::io;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+/// The error replies the cluster step acts on, told apart here, once, by the words Redis uses for
+/// them (src/cluster.c, the same from 5.0 to 7.x); code branches on this, not on the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RedisError {
+    /// `ERR This instance has cluster support disabled`: `cluster-enabled no`.
+    ClusterSupportDisabled,
+    /// `ERR Unknown node <id>` (FORGET, REPLICATE): gossip has not brought the id yet, or the
+    /// node is already forgotten.
+    UnknownNode,
+    /// `ERR I can only replicate a master, not a replica.`: the node it was told to follow is
+    /// still a replica in this node's view.
+    ReplicateAReplica,
+    /// `ERR The user can assign a config epoch only when the node does not know any other
+    /// node.`: a MEET reached it first.
+    KnowsOtherNodes,
+    /// `ERR Please use SETSLOT only with masters.`: the node has become a replica already.
+    SetslotOnReplica,
+    /// `BUSYKEY Target key name already exists.` (MIGRATE without REPLACE).
+    BusyKey,
+    /// Any other error.
+    Other,
+}
+
+impl RedisError {
+    pub(crate) fn of(message: &str) -> RedisError {
+        const KNOWN: [(&str, RedisError); 5] = [
+            (
+                "cluster support disabled",
+                RedisError::ClusterSupportDisabled,
+            ),
+            ("Unknown node", RedisError::UnknownNode),
+            ("only replicate a master", RedisError::ReplicateAReplica),
+            ("does not know any other node", RedisError::KnowsOtherNodes),
+            ("SETSLOT only with masters", RedisError::SetslotOnReplica),
+        ];
+        if message.starts_with("BUSYKEY") {
+            return RedisError::BusyKey;
+        }
+        KNOWN
+            .iter()
+            .find(|(words, _)| message.contains(words))
+            .map_or(RedisError::Other, |(_, kind)| *kind)
+    }
+}
+
 /// One RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -84,7 +129,7 @@ impl fmt::Display for Reply {
 }
 
 /// Encode one command as a RESP array of bulk strings.
-pub fn encode<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
+pub(super) fn encode<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
     for a in args {
         let a = a.as_ref();
@@ -96,16 +141,16 @@ pub fn encode<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
 
 /// Redis's own `proto-max-bulk-len` default: no bulk string a Redis server sends is longer, so
 /// a longer one is a broken or hostile peer.
-pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+pub(super) const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 /// The bytes of one whole reply, framing included: one maximal bulk string and its header.
-pub const MAX_REPLY_LEN: usize = MAX_BULK_LEN + MAX_LINE_LEN;
+pub(super) const MAX_REPLY_LEN: usize = MAX_BULK_LEN + MAX_LINE_LEN;
 /// Elements in one reply, nested ones included. The largest replies asked for are
 /// `GETKEYSINSLOT` batches of 200 keys, so this is far beyond anything legitimate.
-pub const MAX_ELEMENTS: usize = 1024 * 1024;
+pub(super) const MAX_ELEMENTS: usize = 1024 * 1024;
 /// A status, error, integer or length line. Redis's are a few dozen bytes.
-pub const MAX_LINE_LEN: usize = 64 * 1024;
+pub(super) const MAX_LINE_LEN: usize = 64 * 1024;
 /// Array nesting; cluster management replies nest at most twice.
-pub const MAX_DEPTH: usize = 8;
+pub(super) const MAX_DEPTH: usize = 8;
 
 /// Why a reply could not be read. The transport prefixes the pod, so every error names the node.
 #[derive(Debug, thiserror::Error)]
@@ -273,18 +318,18 @@ pub trait RespStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> RespStream for T {}
 
 /// One connection: write a batch of commands, then read as many replies (pipelining).
-pub struct RespConn {
+pub(super) struct RespConn {
     stream: BufReader<Box<dyn RespStream>>,
 }
 
 impl RespConn {
-    pub fn new(stream: Box<dyn RespStream>) -> Self {
+    pub(super) fn new(stream: Box<dyn RespStream>) -> Self {
         RespConn {
             stream: BufReader::with_capacity(64 * 1024, stream),
         }
     }
 
-    pub async fn pipeline<A: AsRef<[u8]>>(
+    pub(super) async fn pipeline<A: AsRef<[u8]>>(
         &mut self,
         cmds: &[Vec<A>],
     ) -> Result<Vec<Reply>, RespError> {
@@ -306,6 +351,40 @@ impl RespConn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_the_errors_the_cluster_step_acts_on_apart() {
+        for (reply, kind) in [
+            (
+                "ERR This instance has cluster support disabled",
+                RedisError::ClusterSupportDisabled,
+            ),
+            (
+                "ERR Unknown node 07c37dfeb235213a872192d90877d0cd55635b91",
+                RedisError::UnknownNode,
+            ),
+            (
+                "ERR I can only replicate a master, not a replica.",
+                RedisError::ReplicateAReplica,
+            ),
+            (
+                "ERR The user can assign a config epoch only when the node does not know any \
+                 other node.",
+                RedisError::KnowsOtherNodes,
+            ),
+            (
+                "ERR Please use SETSLOT only with masters.",
+                RedisError::SetslotOnReplica,
+            ),
+            (
+                "BUSYKEY Target key name already exists.",
+                RedisError::BusyKey,
+            ),
+            ("ERR Slot 5 is already busy", RedisError::Other),
+        ] {
+            assert_eq!(RedisError::of(reply), kind, "{reply}");
+        }
+    }
 
     #[tokio::test]
     async fn parses_every_reply_type() {

@@ -20,7 +20,7 @@ use super::verify::{verify, Report};
 
 /// How many bytes of replication stream a replica may trail its master and still count as
 /// caught up (offsets are read from two nodes one after the other, under live writes).
-pub const MAX_LAG: u64 = 1 << 20;
+pub(crate) const MAX_LAG: u64 = 1 << 20;
 
 /// What the user allows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl std::fmt::Display for RollAction {
 
 /// Why a roll cannot go on; nothing was deleted for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RollError {
+pub(crate) enum RollError {
     #[error(
         "refusing to roll {master}: it serves {slots} slots and has no replica to take them over \
          first (replicasPerMaster 0, or its replicas are gone); --unsafe-fast-roll replaces it \
@@ -108,7 +108,7 @@ pub enum RollError {
 
 /// What one decision is taken from: the StatefulSet's pods (with their revision and
 /// readiness), what their Redis reports, and which pods are out of date.
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     pub topo: &'a Topology,
     pub obs: &'a Observation,
     pub outdated: BTreeSet<String>,
@@ -116,7 +116,7 @@ pub struct Facts<'a> {
 
 impl<'a> Facts<'a> {
     /// Out of date: pods whose revision is not the StatefulSet's update revision.
-    pub fn new(topo: &'a Topology, obs: &'a Observation) -> Facts<'a> {
+    pub(crate) fn new(topo: &'a Topology, obs: &'a Observation) -> Facts<'a> {
         Facts {
             topo,
             obs,
@@ -127,7 +127,7 @@ impl<'a> Facts<'a> {
 
 /// The pods whose `controller-revision-hash` is not the StatefulSet's `updateRevision`, in
 /// ordinal order.
-pub fn outdated_pods(topo: &Topology) -> BTreeSet<String> {
+pub(crate) fn outdated_pods(topo: &Topology) -> BTreeSet<String> {
     let Some(update) = &topo.update_revision else {
         return BTreeSet::new();
     };
@@ -140,7 +140,7 @@ pub fn outdated_pods(topo: &Topology) -> BTreeSet<String> {
 
 /// What to do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Every pod is on the update revision and the cluster has settled.
     Done,
     /// Something is not settled yet (a pod not back, a replica catching up): why.
@@ -151,7 +151,7 @@ pub enum Next {
 /// The next step of the roll. Nothing is done unless every pod is there, Ready and answering,
 /// the cluster agrees and every replica is caught up: so at most one member of a shard is
 /// ever down, and a replica is promoted only when it has its master's writes.
-pub fn next(f: &Facts, options: RollOptions) -> Result<Next, RollError> {
+pub(crate) fn next(f: &Facts, options: RollOptions) -> Result<Next, RollError> {
     check_versions(f)?;
     if let Some(why) = unsettled(f) {
         return Ok(Next::Wait(why));
@@ -165,7 +165,7 @@ pub fn next(f: &Facts, options: RollOptions) -> Result<Next, RollError> {
 /// Every remaining step, in order, from what the pods report now: out-of-date replicas
 /// (highest ordinal first), then each out-of-date master — a failover to its most caught-up
 /// replica, then the former master. Masters without slots are replaced like replicas.
-pub fn order(f: &Facts, options: RollOptions) -> Result<Vec<RollAction>, RollError> {
+pub(crate) fn order(f: &Facts, options: RollOptions) -> Result<Vec<RollAction>, RollError> {
     check_versions(f)?;
     let mut pods: Vec<&PodInfo> = f
         .topo
@@ -331,7 +331,7 @@ fn inversion(f: &Facts, replica: &str, master: &str) -> RollError {
 /// whose replication is down or behind. An out-of-date replica older than its master (a
 /// master just failed over, mid-upgrade) is excused from catching up: it cannot, and it is
 /// the next to be replaced.
-pub fn unsettled(f: &Facts) -> Option<String> {
+pub(crate) fn unsettled(f: &Facts) -> Option<String> {
     let want = f.topo.replicas.unwrap_or(f.topo.pods.len());
     if f.topo.pods.len() < want {
         let there: BTreeSet<u32> = f.topo.pods.iter().map(|p| p.ordinal).collect();
@@ -404,7 +404,7 @@ pub fn unsettled(f: &Facts) -> Option<String> {
 
 /// For `status`: pods on an old revision are a roll in progress, one warning each and one
 /// cause with its remedy.
-pub fn note_roll(topo: &Topology, report: &mut Report) {
+pub(crate) fn note_roll(topo: &Topology, report: &mut Report) {
     let outdated = outdated_pods(topo);
     let Some(update) = topo
         .update_revision

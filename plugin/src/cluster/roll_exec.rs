@@ -14,30 +14,19 @@ use super::exec::{failover, Exec};
 use super::form::Remeet;
 use super::observe::observe;
 use super::roll::{self, outdated_pods, Facts, Next, Role, RollAction, RollOptions};
-use super::step::{transport, ClusterTarget, Via};
+use super::target::{transport, ClusterTarget, Via};
 use super::topology::Topology;
 use super::transport::RedisTransport;
-use super::verify::{verify, Report};
+use super::verify::verify;
 use crate::progress::{Event, Events};
 use crate::wait::{poll_until, Poll};
 
 /// How often the cluster is looked at while a step settles.
 const POLL: Duration = Duration::from_millis(250);
 
-/// What a finished roll did.
-#[derive(Debug, Clone)]
-pub struct RollOutcome {
-    pub revision: String,
-    pub replaced: usize,
-    pub failovers: usize,
-    /// The verification after the last pod settled.
-    pub report: Report,
-    pub elapsed_ms: u64,
-}
-
 /// What a roll needs besides the cluster: how to reach the pods, what the user allows, when
 /// to give up, where progress goes.
-pub struct RollRun<'a> {
+pub(crate) struct RollRun<'a> {
     pub via: Via,
     pub options: RollOptions,
     pub deadline: Instant,
@@ -49,17 +38,18 @@ fn ms(since: Instant) -> u64 {
 }
 
 /// Replaces every pod of `target` that is not on the StatefulSet's update revision, in the
-/// safe order, and reports it (`rollFinished` last); None when none is out of date.
-pub async fn roll(
+/// safe order, and reports it as events (`rollFinished` last, with the counts and the verdict);
+/// nothing when none is out of date.
+pub(crate) async fn roll(
     client: &Client,
     target: &ClusterTarget,
     run: &RollRun<'_>,
-) -> anyhow::Result<Option<RollOutcome>> {
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let redis = transport(run.via, client, &target.namespace);
     let t = redis.as_ref();
     if outdated_pods(&target.topology(client).await?).is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
     let statefulset = target.statefulset.clone();
@@ -84,19 +74,13 @@ pub async fn roll(
                 let report = verify(&topo, &observe(t, &topo).await);
                 run.events.emit(Event::RollFinished {
                     statefulset,
-                    revision: revision.clone(),
-                    replaced,
-                    failovers,
-                    verdict: report.headline.clone(),
-                    elapsed_ms: ms(start),
-                });
-                return Ok(Some(RollOutcome {
                     revision,
                     replaced,
                     failovers,
-                    report,
+                    verdict: report.headline,
                     elapsed_ms: ms(start),
-                }));
+                });
+                return Ok(());
             }
             Some(RollAction::Replace { pod, role }) => {
                 let role = match failed_over.take() {

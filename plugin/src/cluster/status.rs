@@ -4,7 +4,7 @@
 
 use super::diagnose::{Cause, Severity};
 use super::finding::count;
-use super::step::ClusterTarget;
+use super::target::ClusterTarget;
 use super::verify::{PodRow, Report};
 use crate::report::style::Style;
 

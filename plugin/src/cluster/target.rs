@@ -1,5 +1,5 @@
-//! The Redis step of `apply` and the `status` command: find the cluster-mode StatefulSets, pick
-//! a transport, and form / heal / scale / verify through it.
+//! The Kubernetes side of the Redis step, for `apply`, `plan` and `status`: find the cluster-mode
+//! StatefulSets ([`ClusterTarget`]), pick a transport, and form / heal / scale / verify through it.
 
 use std::time::Duration;
 

@@ -125,7 +125,7 @@ impl Topology {
 }
 
 /// `redis-cluster-3` → 3.
-pub fn ordinal_of(sts: &str, pod: &str) -> Option<u32> {
+pub(super) fn ordinal_of(sts: &str, pod: &str) -> Option<u32> {
     pod.strip_prefix(sts)?.strip_prefix('-')?.parse().ok()
 }
 
@@ -209,7 +209,7 @@ pub async fn topology_from_kube(
 }
 
 /// The label the StatefulSet controller puts on each pod: the revision it was created from.
-pub const REVISION_LABEL: &str = "controller-revision-hash";
+pub(super) const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// People's words for a list of pods: at most four names, then a count.
 pub fn names(pods: &[String]) -> String {

@@ -77,7 +77,7 @@ pub async fn call(t: &dyn RedisTransport, pod: &PodAddr, c: Cmd) -> Result<Reply
 }
 
 /// The first words of a command, for error messages (never the whole ADDSLOTS list).
-pub fn show_cmd(c: &Cmd) -> String {
+pub(super) fn show_cmd(c: &Cmd) -> String {
     let mut s: Vec<String> = c
         .iter()
         .take(4)

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 use kubectl_redis::apply::{self, ApplyOptions};
-use kubectl_redis::cluster::preview::RedisStep;
-use kubectl_redis::cluster::roll::RollOptions;
+use kubectl_redis::cluster::RedisStep;
+use kubectl_redis::cluster::RollOptions;
 use kubectl_redis::k8s;
 use kubectl_redis::plan::{Plan, ShowOptions};
 use kubectl_redis::wait::deadline_after;

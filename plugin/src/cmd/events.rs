@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use kubectl_redis::cluster::topology::names;
+use kubectl_redis::cluster::pod_names as names;
 use kubectl_redis::plan::Action;
 use kubectl_redis::progress::{Event, Events};
 

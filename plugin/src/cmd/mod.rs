@@ -22,7 +22,7 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kubectl_redis::k8s::ConnectOptions;
 use kubectl_redis::policy::PolicyOptions;
-use kubectl_redis::report::style::Style;
+use kubectl_redis::report::Style;
 
 /// Declarative Redis Cluster on Kubernetes.
 #[derive(Debug, Parser)]
@@ -170,9 +170,9 @@ pub enum ViaArg {
     Exec,
 }
 
-impl From<ViaArg> for kubectl_redis::cluster::step::Via {
+impl From<ViaArg> for kubectl_redis::cluster::target::Via {
     fn from(via: ViaArg) -> Self {
-        use kubectl_redis::cluster::step::Via;
+        use kubectl_redis::cluster::target::Via;
         match via {
             ViaArg::PortForward => Via::PortForward,
             ViaArg::Direct => Via::Direct,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use kubectl_redis::render::{self, RenderFormat};
-use kubectl_redis::report::redact;
+use kubectl_redis::report;
 use kubectl_redis::spec;
 use serde_json::Value;
 
@@ -36,7 +36,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outc
     let bundle = render::render(spec, global.namespace.as_deref(), "default")?;
     let mut objects: Vec<Value> = bundle.objects.into_iter().map(|o| o.object).collect();
     if !args.show_secrets {
-        let masked: usize = objects.iter_mut().map(redact::mask_secrets).sum();
+        let masked: usize = objects.iter_mut().map(report::mask_secrets).sum();
         if masked > 0 {
             eprintln!("note: {masked} secret value(s) masked; pass --show-secrets to print them");
         }

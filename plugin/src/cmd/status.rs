@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use clap::{Args, ValueEnum};
 use kubectl_redis::cluster::status::{render_text, to_json, TextOptions};
-use kubectl_redis::cluster::step;
+use kubectl_redis::cluster::target;
 use kubectl_redis::k8s;
 
 use super::{GlobalArgs, Outcome, ViaArg};
@@ -40,7 +40,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &StatusArgs) -> anyhow::Resul
         .namespace
         .clone()
         .unwrap_or_else(|| connection.default_namespace.clone());
-    let reports = step::verify_all(
+    let reports = target::verify_all(
         &connection.client,
         &namespace,
         args.name.as_deref(),

@@ -15,7 +15,7 @@ use super::retry;
 use crate::wait::Poll;
 
 /// The field manager every write of the plugin uses; server-side apply tracks ownership by it.
-pub const FIELD_MANAGER: &str = "kubectl-redis";
+pub(crate) const FIELD_MANAGER: &str = "kubectl-redis";
 
 /// Where the kubeconfig is and what to pick inside it: kubectl's `--kubeconfig`, `--context`,
 /// `--cluster` and `--user`.
@@ -170,7 +170,7 @@ fn describe(files: &str, kubeconfig: &Kubeconfig, options: &KubeConfigOptions) -
 }
 
 /// A dynamic handle for the object's kind, scoped to its namespace when it has one.
-pub fn api_for(client: &Client, object: &Value) -> anyhow::Result<Api<DynamicObject>> {
+pub(crate) fn api_for(client: &Client, object: &Value) -> anyhow::Result<Api<DynamicObject>> {
     let kind = object["kind"].as_str().unwrap_or_default();
     let (resource, namespaced) =
         api_resource(kind).with_context(|| format!("kubectl-redis does not manage kind {kind}"))?;
@@ -186,7 +186,7 @@ pub fn api_for(client: &Client, object: &Value) -> anyhow::Result<Api<DynamicObj
 
 /// How a delete treats an object's dependents: a StatefulSet in the foreground (it is gone only
 /// once its pods are), everything else in the background.
-pub fn cascade(kind: &str) -> DeleteParams {
+pub(crate) fn cascade(kind: &str) -> DeleteParams {
     if kind == "StatefulSet" {
         DeleteParams::foreground()
     } else {
@@ -196,7 +196,7 @@ pub fn cascade(kind: &str) -> DeleteParams {
 
 /// Deletes an object and waits until the server no longer has it; one that is gone already is
 /// no error.
-pub async fn delete_and_wait(
+pub(crate) async fn delete_and_wait(
     connection: &Connection,
     object: &Value,
     params: &DeleteParams,

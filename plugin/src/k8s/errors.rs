@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::objects::{api_resource, describe_object};
 
 /// The HTTP status of an API error, if it is one.
-pub fn status_code(error: &kube::Error) -> Option<u16> {
+pub(crate) fn status_code(error: &kube::Error) -> Option<u16> {
     match error {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
@@ -94,7 +94,7 @@ impl std::fmt::Display for InvalidCause {
 
 /// The causes of a 422. A Status without causes yields none; callers must not read that as
 /// "immutable".
-pub fn invalid_causes(status: &kube::core::Status) -> Vec<InvalidCause> {
+pub(crate) fn invalid_causes(status: &kube::core::Status) -> Vec<InvalidCause> {
     status
         .details
         .as_ref()
@@ -113,7 +113,12 @@ pub fn invalid_causes(status: &kube::core::Status) -> Vec<InvalidCause> {
 }
 
 /// Rewrites an API error into a sentence that says what failed and what to do about it.
-pub fn explain(error: kube::Error, verb: &str, object: &Value, connection: &str) -> anyhow::Error {
+pub(crate) fn explain(
+    error: kube::Error,
+    verb: &str,
+    object: &Value,
+    connection: &str,
+) -> anyhow::Error {
     let target = describe_object(object);
     let kind = object["kind"].as_str().unwrap_or_default();
     let resource = api_resource(kind)

@@ -7,8 +7,10 @@ mod errors;
 mod objects;
 mod retry;
 
-pub use client::{
-    api_for, cascade, connect, delete_and_wait, ConnectOptions, Connection, FIELD_MANAGER,
-};
-pub use errors::{explain, invalid_causes, status_code, CauseReason, InvalidCause};
-pub use objects::{api_resource, describe_object};
+pub use client::{connect, ConnectOptions, Connection};
+pub use objects::describe_object;
+
+pub(crate) use client::{api_for, cascade, delete_and_wait, FIELD_MANAGER};
+#[cfg(test)]
+pub(crate) use errors::CauseReason;
+pub(crate) use errors::{explain, invalid_causes, status_code, InvalidCause};

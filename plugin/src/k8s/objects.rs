@@ -8,7 +8,7 @@ use kube::api::ApiResource;
 use serde_json::Value;
 
 /// The API resource of a rendered object's kind; only the kinds the spec accepts exist here.
-pub fn api_resource(kind: &str) -> Option<(ApiResource, bool)> {
+pub(super) fn api_resource(kind: &str) -> Option<(ApiResource, bool)> {
     let namespaced = |resource: ApiResource| Some((resource, true));
     let cluster = |resource: ApiResource| Some((resource, false));
     match kind {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::drift::drift_of;
 use super::model::{normalize, volume_fate, Action, Conflict, ObjectPlan, Plan, PLAN_FORMAT};
 use crate::cluster::preview::RedisPreview;
-use crate::cluster::step::{self, Via};
+use crate::cluster::target::{self, Via};
 use crate::k8s::{self, ConnectOptions, Connection, InvalidCause, FIELD_MANAGER};
 use crate::ownership;
 use crate::policy::{PolicyOptions, Report};
@@ -70,7 +70,7 @@ pub async fn preview_redis(connection: &Connection, plan: &Plan, via: Via) -> Ve
             continue;
         }
         let live = object.live.as_ref();
-        if let Some(preview) = step::preview(
+        if let Some(preview) = target::preview(
             &connection.client,
             &object.desired,
             live,

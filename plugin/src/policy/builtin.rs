@@ -4,7 +4,7 @@
 
 /// One built-in policy module.
 #[derive(Debug, Clone, Copy)]
-pub struct Builtin {
+pub(super) struct Builtin {
     /// The crate's directory name in policies/ (the label is `builtin:<name>`).
     pub name: &'static str,
     pub wasm: &'static [u8],

@@ -10,7 +10,7 @@ use super::{ObjectKey, Report};
 
 /// Fills in `location` for every finding whose object is in the bundle. The bundle is indexed
 /// once, so this is linear in findings + objects (a scan per finding was quadratic).
-pub fn locate(report: &mut Report, bundle: &Bundle) {
+pub(super) fn locate(report: &mut Report, bundle: &Bundle) {
     let mut index: HashMap<ObjectKey<'_>, usize> = HashMap::with_capacity(bundle.objects.len());
     for (i, o) in bundle.objects.iter().enumerate() {
         // The first object of a name wins, as a scan in bundle order would find it.

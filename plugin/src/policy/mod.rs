@@ -7,14 +7,17 @@
 //! [`settings`] reads `--policy-settings`; [`waiver`] applies written-reason exceptions;
 //! [`location`] maps findings back to file:line of the spec; [`run`] runs what a command asks for.
 
-pub mod builtin;
-pub mod cache;
-pub mod engine;
+mod builtin;
+mod cache;
+mod engine;
+/// Public for build.rs's sake: it compiles the built-in policies with this configuration.
 pub mod engine_config;
-pub mod location;
+mod location;
 mod run;
-pub mod settings;
-pub mod waiver;
+mod settings;
+mod waiver;
+
+pub use cache::ModuleCache;
 
 use std::time::Duration;
 

@@ -12,7 +12,7 @@ use anyhow::bail;
 use super::{ObjectRef, Report};
 use crate::render::Bundle;
 
-pub use kr_policy_abi::annotations::WAIVE_PREFIX as ANNOTATION_PREFIX;
+pub(super) use kr_policy_abi::annotations::WAIVE_PREFIX as ANNOTATION_PREFIX;
 
 #[derive(Debug, Clone)]
 pub struct Waiver {
@@ -26,7 +26,7 @@ pub struct Waiver {
 
 /// The waivers of a bundle: its spec's `waivers` (for every object) and the annotations on its
 /// objects.
-pub fn from_bundle(bundle: &Bundle) -> Vec<Waiver> {
+pub(super) fn from_bundle(bundle: &Bundle) -> Vec<Waiver> {
     let mut out: Vec<Waiver> = bundle
         .waivers
         .iter()
@@ -73,7 +73,7 @@ pub fn from_bundle(bundle: &Bundle) -> Vec<Waiver> {
 /// the finding's rule that is for every object or names the finding's object (a waiver without
 /// a namespace names the object in any namespace). The waivers are indexed once, so this is
 /// linear in findings + waivers.
-pub fn apply(report: &mut Report, waivers: &[Waiver]) -> anyhow::Result<()> {
+pub(super) fn apply(report: &mut Report, waivers: &[Waiver]) -> anyhow::Result<()> {
     let rules: HashSet<&str> = report.rules.iter().map(|(_, r)| r.id.as_str()).collect();
     for w in waivers {
         if w.reason.trim().is_empty() {

@@ -5,14 +5,16 @@
 
 mod github;
 mod json;
-pub mod redact;
+pub(crate) mod redact;
 mod sarif;
-pub mod style;
+pub(crate) mod style;
 mod text;
 
 pub use github::github;
 pub use json::json_report;
+pub use redact::mask_secrets;
 pub use sarif::sarif;
+pub use style::Style;
 pub use text::text;
 
 use crate::policy::Report;

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// What a masked value prints as.
-pub const MASK: &str = "(sensitive value hidden; pass --show-secrets)";
+pub(crate) const MASK: &str = "(sensitive value hidden; pass --show-secrets)";
 
 /// redis.conf directives whose argument is a password.
 const SECRET_DIRECTIVES: [&str; 2] = ["requirepass", "masterauth"];
@@ -35,7 +35,7 @@ pub fn mask_secrets(object: &mut Value) -> usize {
 
 /// Masks the argument of password directives in a redis.conf-style text; `None` when the text
 /// holds none.
-pub fn mask_config_text(text: &str) -> Option<String> {
+pub(crate) fn mask_config_text(text: &str) -> Option<String> {
     let mut changed = false;
     let masked: Vec<String> = text
         .split('\n')

@@ -8,9 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cluster_support::{Redis, TestCluster};
-use kubectl_redis::cluster::form::ensure_cluster;
-use kubectl_redis::cluster::transport::{call, cmd};
+use kubectl_redis::cluster::ensure_cluster;
 use kubectl_redis::cluster::FormOptions;
+use kubectl_redis::cluster::{call, cmd};
 
 on_redis_5_and_7!(
     #[ignore]

@@ -5,9 +5,9 @@ use crate::cluster_support;
 use std::collections::BTreeSet;
 
 use cluster_support::{fast, Redis, TestCluster};
-use kubectl_redis::cluster::form::ensure_cluster;
-use kubectl_redis::cluster::nodes::parse_nodes;
-use kubectl_redis::cluster::transport::cmd;
+use kubectl_redis::cluster::cmd;
+use kubectl_redis::cluster::ensure_cluster;
+use kubectl_redis::cluster::parse_nodes;
 use kubectl_redis::cluster::{verify_cluster, ClusterError, Kind};
 
 on_redis_5_and_7!(
@@ -193,12 +193,8 @@ async fn refuses_a_node_holding_foreign_data(redis: Redis) {
     // A fresh master serves nothing for its first seconds (Redis' writable delay): retry.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let r = kubectl_redis::cluster::transport::call(
-            &c.t,
-            &c.addr(4),
-            cmd(["SET", "precious", "data"]),
-        )
-        .await;
+        let r =
+            kubectl_redis::cluster::call(&c.t, &c.addr(4), cmd(["SET", "precious", "data"])).await;
         match r {
             Ok(_) => break,
             Err(e) => assert!(std::time::Instant::now() < deadline, "{e:#}"),

@@ -5,9 +5,9 @@ use crate::cluster_support;
 use std::time::{Duration, Instant};
 
 use cluster_support::{fast, Redis, TestCluster};
-use kubectl_redis::cluster::form::ensure_cluster;
-use kubectl_redis::cluster::nodes::parse_nodes;
-use kubectl_redis::cluster::transport::{call, cmd};
+use kubectl_redis::cluster::ensure_cluster;
+use kubectl_redis::cluster::parse_nodes;
+use kubectl_redis::cluster::{call, cmd};
 use kubectl_redis::cluster::{verify_cluster, wait_healthy, CauseKind};
 
 on_redis_5_and_7!(

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::PostParams;
 use kube::Api;
-use kubectl_redis::cluster::form::ensure_cluster;
+use kubectl_redis::cluster::ensure_cluster;
 use kubectl_redis::cluster::{
     direct, port_forward, topology_from_kube, verify_cluster, ExecTransport, FormOptions,
 };

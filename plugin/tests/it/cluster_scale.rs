@@ -3,9 +3,9 @@
 use crate::cluster_support;
 
 use cluster_support::{fast, CliTransport, Redis, TestCluster};
-use kubectl_redis::cluster::form::ensure_cluster;
-use kubectl_redis::cluster::nodes::parse_nodes;
-use kubectl_redis::cluster::transport::{cmd, RedisTransport};
+use kubectl_redis::cluster::ensure_cluster;
+use kubectl_redis::cluster::parse_nodes;
+use kubectl_redis::cluster::{cmd, RedisTransport};
 use kubectl_redis::cluster::{scale_in, verify_cluster, Kind};
 
 on_redis_5_and_7!(
@@ -123,13 +123,9 @@ async fn half_migrated_slot(redis: Redis, over_cli: bool) {
     let cli = CliTransport { redis };
     let t: &dyn RedisTransport = if over_cli { &cli } else { &c.t };
     // An error reply is one (the formation loop waits on REPLICATE's "Unknown node").
-    let err = kubectl_redis::cluster::transport::call(
-        t,
-        &c.addr(0),
-        cmd(["CLUSTER", "REPLICATE", "abc"]),
-    )
-    .await
-    .unwrap_err();
+    let err = kubectl_redis::cluster::call(t, &c.addr(0), cmd(["CLUSTER", "REPLICATE", "abc"]))
+        .await
+        .unwrap_err();
     assert!(format!("{err}").contains("Unknown node abc"), "{err}");
     let out = ensure_cluster(t, &c.topo, &fast())
         .await

@@ -262,7 +262,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 /// One command through the plugin's direct transport, as text.
 fn redis_cli(ip: &str, args: &[&str]) -> String {
-    use kubectl_redis::cluster::transport::cmd;
+    use kubectl_redis::cluster::cmd;
     use kubectl_redis::cluster::{direct, PodAddr, RedisTransport};
     block_on(async {
         let pod = PodAddr {

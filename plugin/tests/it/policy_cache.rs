@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use kubectl_redis::policy::cache::ModuleCache;
+use kubectl_redis::policy::ModuleCache;
 use kubectl_redis::policy::{
     engine_config, EngineOptions, Limits, ModuleSource, PolicyEngine, PolicySettings,
 };

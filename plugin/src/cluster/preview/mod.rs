@@ -11,16 +11,12 @@ mod text;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::decide::{check_safe, fixed_roles, missing_meets};
-use super::nodes::{even_ranges, ranges_to_string, to_ranges};
+use super::nodes::{even_ranges, ranges_to_string};
 use super::observe::{observe, Observation};
-use super::plan::plan;
 use super::roll::RollAction;
-use super::scale::{balance_moves, SlotMove};
-use super::topology::{names, PodInfo, Topology};
-use super::transport::{cmd, RedisTransport};
-use super::verify::verify;
-pub use text::summary;
+use super::topology::Topology;
+use super::transport::RedisTransport;
+pub(crate) use text::summary;
 
 /// The Redis step's plan for one cluster; no steps means it will only verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,14 +99,14 @@ impl RedisPreview {
 
 /// The shape a cluster is asked to have (from the rendered StatefulSet).
 #[derive(Debug, Clone, Copy)]
-pub struct Shape {
+pub(crate) struct Shape {
     pub pods: usize,
     pub masters: usize,
     pub replicas_per_master: usize,
 }
 
 /// The steps for a cluster whose StatefulSet does not exist yet.
-pub fn form_after_rollout(namespace: &str, statefulset: &str, shape: Shape) -> RedisPreview {
+pub(crate) fn form_after_rollout(namespace: &str, statefulset: &str, shape: Shape) -> RedisPreview {
     RedisPreview {
         namespace: namespace.into(),
         statefulset: statefulset.into(),
@@ -128,7 +124,7 @@ pub fn form_after_rollout(namespace: &str, statefulset: &str, shape: Shape) -> R
 
 /// Observes the running pods (`current`: the live StatefulSet's pods and shape) and plans the
 /// step toward `wanted`.
-pub async fn preview(
+pub(crate) async fn preview(
     t: &dyn RedisTransport,
     current: &Topology,
     wanted: Shape,
@@ -169,7 +165,7 @@ pub async fn preview(
 
 /// The digest of an observation that a saved plan keeps: each pod's id, address, role, master
 /// and slots, and the addresses it knows its peers at.
-pub fn digest(obs: &Observation) -> String {
+pub(crate) fn digest(obs: &Observation) -> String {
     let mut hash = Sha256::new();
     for pod in &obs.pods {
         hash.update(pod.pod.name.as_bytes());

@@ -4,6 +4,7 @@ use super::compute::steps;
 use super::*;
 use crate::cluster::fixture::{fresh, observation, restarted, seed, topology};
 use crate::cluster::resp::Reply;
+use crate::cluster::topology::names;
 use crate::cluster::transport::{Cmd, PodAddr};
 
 /// Answers every `CLUSTER COUNTKEYSINSLOT` with 2 keys; the preview asks nothing else.

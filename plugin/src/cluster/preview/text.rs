@@ -1,6 +1,8 @@
 //! A preview as people read it: one line per step, and the summary line of a plan.
 
-use super::*;
+use crate::cluster::topology::names;
+
+use super::{RedisPreview, RedisStep};
 
 impl std::fmt::Display for RedisStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,7 +125,7 @@ fn shorten(text: &str, max: usize) -> String {
 
 /// The Redis part of the plan's summary line, e.g. `Redis: drain 2 nodes, move 4096 slots
 /// (1250 keys).`; None when no cluster has work.
-pub fn summary(previews: &[RedisPreview]) -> Option<String> {
+pub(crate) fn summary(previews: &[RedisPreview]) -> Option<String> {
     let mut parts = Vec::new();
     let (mut formed, mut assigned, mut introduced, mut followed) = (0, 0, 0, 0);
     let (mut moved, mut keys, mut drained, mut failovers) = (0, 0u64, 0, 0);

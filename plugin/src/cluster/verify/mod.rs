@@ -64,7 +64,7 @@ pub struct Report {
 }
 
 /// Judge the cluster as observed.
-pub fn verify(topo: &Topology, obs: &Observation) -> Report {
+pub(super) fn verify(topo: &Topology, obs: &Observation) -> Report {
     let names = Names::new(obs);
     let mut problems: Vec<Finding> = obs
         .pods

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kubectl_redis::cluster::nodes::{key_slot, parse_nodes};
-use kubectl_redis::cluster::resp::Reply;
-use kubectl_redis::cluster::transport::{
+use kubectl_redis::cluster::Reply;
+use kubectl_redis::cluster::{
     call, cmd, direct, parse_cli_output, BoxFuture, Cmd, DirectConnector, RedisTransport,
     StreamTransport,
 };
+use kubectl_redis::cluster::{key_slot, parse_nodes};
 use kubectl_redis::cluster::{PodAddr, PodInfo, Topology};
 pub(crate) use localcluster::net::{Network, PodNetwork};
 

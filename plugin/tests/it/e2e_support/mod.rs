@@ -211,9 +211,9 @@ pub(crate) fn spec_with(env: &Env, name: &str, replacements: &[(&str, &str)]) ->
 pub(crate) mod keys {
     use std::collections::BTreeMap;
 
-    use kubectl_redis::cluster::nodes::parse_nodes;
-    use kubectl_redis::cluster::resp::Reply;
-    use kubectl_redis::cluster::transport::cmd;
+    use kubectl_redis::cluster::cmd;
+    use kubectl_redis::cluster::parse_nodes;
+    use kubectl_redis::cluster::Reply;
     use kubectl_redis::cluster::{direct, key_slot, PodAddr, RedisTransport};
 
     pub(crate) fn key(i: u32) -> String {

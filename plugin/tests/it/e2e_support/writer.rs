@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kubectl_redis::cluster::nodes::{even_ranges, parse_nodes};
-use kubectl_redis::cluster::resp::Reply;
-use kubectl_redis::cluster::transport::{cmd, DirectConnector, StreamTransport};
+use kubectl_redis::cluster::Reply;
+use kubectl_redis::cluster::{cmd, DirectConnector, StreamTransport};
 use kubectl_redis::cluster::{direct, key_slot, PodAddr, RedisTransport};
+use kubectl_redis::cluster::{even_ranges, parse_nodes};
 
 const SHARDS: usize = 3;
 
