@@ -8,13 +8,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
 
 use super::exec::Exec;
 use super::observe::Observation;
 use super::resp::{RedisError, Reply};
-use super::scale::SlotMove;
 use super::transport::{cmd, show_cmd, Cmd};
 use crate::fanout;
+
+/// One slot to move from one master pod to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(super) struct SlotMove {
+    pub slot: u16,
+    pub from: String,
+    pub to: String,
+}
 
 /// Move slots with their keys. Batches of slots per (source, target) pair, pipelined, so a
 /// port-forward's round-trip cost is paid per batch, not per slot.

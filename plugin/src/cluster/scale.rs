@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::decide::{check_safe, fixed_roles};
 use super::exec::{failover, observe_all, wait_converged, ClusterError, Exec, FormOptions};
-use super::migrate::move_slots;
+use super::migrate::{move_slots, SlotMove};
 use super::nodes::even_ranges;
 use super::observe::Observation;
 use super::plan::plan;
@@ -20,14 +20,6 @@ use super::resp::{RedisError, Reply};
 use super::topology::{PodInfo, Topology};
 use super::transport::{cmd, Cmd, RedisTransport};
 use super::verify::{verify, Report};
-
-/// One slot to move from one master pod to another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(super) struct SlotMove {
-    pub slot: u16,
-    pub from: String,
-    pub to: String,
-}
 
 fn count(r: &[(u16, u16)]) -> usize {
     r.iter().map(|(a, b)| (*b - *a) as usize + 1).sum()

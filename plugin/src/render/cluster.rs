@@ -21,22 +21,19 @@ use crate::spec::RedisCluster;
 use super::files::{redis_conf, UPDATE_NODE_SH};
 use super::volumes::persistent_volumes;
 use super::{
-    ownership_labels, CONFIG_CHECKSUM_ANNOTATION, MASTERS_ANNOTATION,
+    ownership_labels, CLIENT_PORT, CONFIG_CHECKSUM_ANNOTATION, GOSSIP_PORT, MASTERS_ANNOTATION,
     REPLICAS_PER_MASTER_ANNOTATION,
 };
 
-pub(super) const CLIENT_PORT: i32 = 6379;
-const GOSSIP_PORT: i32 = 16379;
-
 /// The metadata every object of one cluster shares: its labels, and the namespace where the
 /// object is namespaced.
-pub(super) struct Meta<'a> {
+struct Meta<'a> {
     namespace: &'a str,
     labels: BTreeMap<String, String>,
 }
 
 impl Meta<'_> {
-    pub(super) fn object(&self, name: String, namespaced: bool) -> ObjectMeta {
+    fn object(&self, name: String, namespaced: bool) -> ObjectMeta {
         ObjectMeta {
             name: Some(name),
             namespace: namespaced.then(|| self.namespace.to_string()),
@@ -54,7 +51,7 @@ pub(super) fn render_cluster(cluster: &RedisCluster, namespace: &str) -> Vec<Val
     labels.extend(ownership_labels(name));
     let meta = Meta { namespace, labels };
 
-    let mut objects: Vec<Value> = persistent_volumes(cluster, namespace, &meta)
+    let mut objects: Vec<Value> = persistent_volumes(cluster, namespace, &meta.labels)
         .iter()
         .map(to_value)
         .collect();

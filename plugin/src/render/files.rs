@@ -2,7 +2,7 @@
 
 use crate::spec::RedisCluster;
 
-use super::cluster::CLIENT_PORT;
+use super::CLIENT_PORT;
 
 /// redis.conf for cluster mode; `spec.redisConfig` overrides a default in place or appends.
 pub fn redis_conf(cluster: &RedisCluster) -> String {

@@ -26,6 +26,10 @@ use crate::spec::{Spec, SpecKind};
 pub use kr_policy_abi::annotations::{
     MASTERS as MASTERS_ANNOTATION, REPLICAS_PER_MASTER as REPLICAS_PER_MASTER_ANNOTATION,
 };
+/// Redis's client port, and the cluster bus (gossip) port: the client port + 10000.
+const CLIENT_PORT: i32 = 6379;
+const GOSSIP_PORT: i32 = 16379;
+
 /// Pod-template annotation holding a hash of the ConfigMap, so a config change rolls the pods.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "redis.kubectl-redis.io/config-checksum";
 

@@ -7,17 +7,16 @@ use k8s_openapi::api::core::v1::{
     PersistentVolume, PersistentVolumeSpec, VolumeNodeAffinity,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::spec::{ReclaimPolicy, RedisCluster};
-
-use super::cluster::Meta;
 
 /// One hostPath volume per pod, pre-bound to that pod's claim so that pod N always finds its own
 /// data again, whichever order the claims are created in.
 pub(super) fn persistent_volumes(
     cluster: &RedisCluster,
     namespace: &str,
-    meta: &Meta<'_>,
+    labels: &BTreeMap<String, String>,
 ) -> Vec<PersistentVolume> {
     let storage = &cluster.spec.storage;
     let Some(host_paths) = &storage.host_path_volumes else {
@@ -51,7 +50,11 @@ pub(super) fn persistent_volumes(
                 }
             });
             PersistentVolume {
-                metadata: meta.object(format!("{name_prefix}{number}"), false),
+                metadata: ObjectMeta {
+                    name: Some(format!("{name_prefix}{number}")),
+                    labels: Some(labels.clone()),
+                    ..ObjectMeta::default()
+                },
                 spec: Some(PersistentVolumeSpec {
                     access_modes: Some(vec!["ReadWriteOnce".into()]),
                     capacity: Some(BTreeMap::from([(

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use crate::cluster::decide::{check_safe, fixed_roles, missing_meets};
+use crate::cluster::migrate::SlotMove;
 use crate::cluster::nodes::{ranges_to_string, to_ranges};
 use crate::cluster::observe::Observation;
 use crate::cluster::plan::plan;
-use crate::cluster::scale::{balance_moves, SlotMove};
+use crate::cluster::scale::balance_moves;
 use crate::cluster::topology::{PodInfo, Topology};
 use crate::cluster::transport::{cmd, RedisTransport};
 use crate::cluster::verify::verify;
