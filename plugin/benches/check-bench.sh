@@ -107,6 +107,18 @@ measure() { # name runs prepare command...
     if [ -n "$prepare" ]; then args+=(--prepare "$prepare"); else args+=(--warmup 1); fi
     hyperfine "${args[@]}" "$*" >&2 || note "$name: hyperfine failed"
 }
+# An anchor is timed only when it accepts the input: a run that fails (a crash, a missing schema,
+# a rejection of valid manifests) has no time worth comparing, and says why instead.
+measure_anchor() { # name runs command...
+    local name=$1 runs=$2 status=0; shift 2
+    "$@" > "$WORK/$name.out" 2>&1 || status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "$status" > "$WORK/$name.failed"
+        note "$name: exit $status, not timed: $(head -c 300 "$WORK/$name.out" | tr '\n' ' ')"
+        return
+    fi
+    measure "$name" "$runs" "" "$@"
+}
 peak() { # name command...: peak RSS (KiB) of one run
     local name=$1; shift
     /usr/bin/time -v "$@" > /dev/null 2> "$WORK/$name.time" || true
@@ -123,9 +135,9 @@ for entry in $(bins); do
     measure "warm.$col" "$RUNS" "" "$bin" check -f "$SPEC"
     peak "warm.$col" "$bin" check -f "$SPEC"
 done
-[ -z "$KV" ] || measure "warm.kubernetes-validate" 5 "" "$KV" --strict --quiet "$WORK/rendered.yaml"
-[ -z "$CHECKOV" ] || measure "warm.checkov" 3 "" "$CHECKOV" -f "$WORK/rendered.yaml" --framework kubernetes --quiet --compact --skip-download
-[ -z "$KUBECONFORM" ] || measure "warm.kubeconform" 10 "" $(kubeconform_cmd "$WORK/rendered.yaml")
+[ -z "$KV" ] || measure_anchor "warm.kubernetes-validate" 5 "$KV" --strict --quiet "$WORK/rendered.yaml"
+[ -z "$CHECKOV" ] || measure_anchor "warm.checkov" 3 "$CHECKOV" -f "$WORK/rendered.yaml" --framework kubernetes --quiet --compact --skip-download
+[ -z "$KUBECONFORM" ] || measure_anchor "warm.kubeconform" 10 $(kubeconform_cmd "$WORK/rendered.yaml")
 
 for n in $SIZES; do
     python3 plugin/benches/check-synthetic.py "$n" "$WORK/synthetic-$n"
@@ -141,9 +153,9 @@ for n in $SIZES; do
         peak "render$n.$col" "$bin" render -f "$WORK/synthetic-$n"
     done
     if [ -n "$KV" ] && [ "$n" -le "$KV_MAX" ]; then
-        measure "check$n.kubernetes-validate" 1 "" "$KV" --strict --quiet "$WORK/synthetic-$n"/*.yaml
+        measure_anchor "check$n.kubernetes-validate" 1 "$KV" --strict --quiet "$WORK/synthetic-$n"/*.yaml
     fi
-    [ -z "$KUBECONFORM" ] || measure "check$n.kubeconform" 3 "" $(kubeconform_cmd "$WORK/synthetic-$n")
+    [ -z "$KUBECONFORM" ] || measure_anchor "check$n.kubeconform" 3 $(kubeconform_cmd "$WORK/synthetic-$n")
 done
 
 for i in $(seq 1 20); do "$BIN" check -f "$SPEC" -o json > "$WORK/report-$i.json" || true; done
@@ -156,6 +168,12 @@ def median(name):
     try:
         return statistics.median(json.load(open(f"{work}/{name}.json"))["results"][0]["times"])
     except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+def failed(name):
+    try:
+        return int(open(f"{work}/{name}.failed").read())
+    except (OSError, ValueError):
         return None
 
 def rss(name):
@@ -186,8 +204,13 @@ def row(label, name, anchors_for=()):
         line += f" {t(before) + mib(rss(name + '.before')):>18} {ratio(before, after):>13}"
     parts = []
     for a in anchors_for:
-        m = median(f"{name}.{a}")
-        parts.append(f"{a} {t(m)} ({ratio(m, after)})" if m is not None else f"{a} —")
+        m, status = median(f"{name}.{a}"), failed(f"{name}.{a}")
+        if m is not None:
+            parts.append(f"{a} {t(m)} ({ratio(m, after)})")
+        elif status is not None:
+            parts.append(f"{a} failed (exit {status}, see notes)")
+        else:
+            parts.append(f"{a} —")
     print(line + ("   " + "; ".join(parts) if parts else ""))
     return after
 
@@ -195,7 +218,7 @@ row("cold check redis-cluster", "cold", anchors)
 row("warm check redis-cluster", "warm", anchors)
 check_times, render_times = {}, {}
 for n in sizes:
-    check_times[n] = row(f"check {n:,} objects", f"check{n}", [a for a in ("kubernetes-validate", "kubeconform") if median(f"check{n}.{a}") is not None])
+    check_times[n] = row(f"check {n:,} objects", f"check{n}", [a for a in ("kubernetes-validate", "kubeconform") if median(f"check{n}.{a}") is not None or failed(f"check{n}.{a}") is not None])
 for n in sizes:
     render_times[n] = row(f"render {n:,} objects", f"render{n}")
 

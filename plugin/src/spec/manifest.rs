@@ -16,10 +16,20 @@ pub(super) fn manifest<T: DeserializeOwned + Serialize>(
     document: &Document,
 ) -> Result<SpecKind, SpecError> {
     let typed: T = from_document(document)?;
-    let written: Value = from_document(document)?;
+    // The value as written: the one the position parse built, else serde_yaml's reading.
+    let parsed;
+    let written = match &document.value {
+        Some(value) => value,
+        None => {
+            parsed = from_document::<Value>(document)?;
+            &parsed
+        }
+    };
     let understood = serde_json::to_value(&typed)
         .map_err(|e| SpecError::new(&document.file, format!("cannot re-encode: {e}")))?;
-    if let Some(pointer) = first_unknown_field(&written, &understood, "") {
+    if let Some(mut path) = first_unknown_field(written, &understood) {
+        path.reverse();
+        let pointer: String = path.iter().map(|part| format!("/{part}")).collect();
         return Err(document.field_error(&pointer, "unknown field for this kind".to_string()));
     }
     let name = understood.pointer("/metadata/name").and_then(Value::as_str);
@@ -34,23 +44,30 @@ pub(super) fn manifest<T: DeserializeOwned + Serialize>(
     }
 }
 
-fn first_unknown_field(written: &Value, understood: &Value, pointer: &str) -> Option<String> {
+fn first_unknown_field(written: &Value, understood: &Value) -> Option<Vec<String>> {
+    // The path is built backwards, on the way out, and only for the field found: walking every
+    // key of a large bundle is then free of allocations.
     match (written, understood) {
         (Value::Object(written), Value::Object(understood)) => {
             written.iter().find_map(|(key, value)| {
-                let child = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
-                match understood.get(key) {
-                    None if value.is_null() => None,
-                    None => Some(child),
-                    Some(known) => first_unknown_field(value, known, &child),
-                }
+                let mut path = match understood.get(key) {
+                    None if value.is_null() => return None,
+                    None => Vec::new(),
+                    Some(known) => first_unknown_field(value, known)?,
+                };
+                path.push(key.replace('~', "~0").replace('/', "~1"));
+                Some(path)
             })
         }
         (Value::Array(written), Value::Array(understood)) => written
             .iter()
             .zip(understood)
             .enumerate()
-            .find_map(|(i, (w, u))| first_unknown_field(w, u, &format!("{pointer}/{i}"))),
+            .find_map(|(i, (w, u))| {
+                let mut path = first_unknown_field(w, u)?;
+                path.push(i.to_string());
+                Some(path)
+            }),
         _ => None,
     }
 }
