@@ -95,7 +95,7 @@ pub async fn ensure_cluster(
     let report = verify(topo, &obs);
     // A master with replicas but no slots verifies healthy yet still awaits its share (a
     // scale-out that stopped before moving slots): not "left alone".
-    if report.healthy && !has_slotless_master(&obs) {
+    if report.healthy && !obs.has_slotless_master() {
         return Ok(FormOutcome {
             already_healthy: true,
             actions: Vec::new(),
@@ -112,7 +112,7 @@ pub async fn ensure_cluster(
     assign_slots_and_epochs(&ex, &obs, &plan).await?;
     meet(&ex, &obs).await?;
     replicate(&ex, &obs, &plan, deadline, opts.poll).await?;
-    if has_open_slots(&obs) {
+    if obs.has_open_slots() {
         // A previous run left them half-migrated: finish moving them, keys included.
         migrate::finish_open_slots(&ex, &obs).await?;
     }
@@ -126,20 +126,6 @@ pub async fn ensure_cluster(
         plan: Some(plan),
         report,
         elapsed_ms: start.elapsed().as_millis(),
-    })
-}
-
-fn has_slotless_master(obs: &Observation) -> bool {
-    obs.pods.iter().any(|p| {
-        p.myself()
-            .is_some_and(|m| m.is_master() && m.slots.is_empty())
-    })
-}
-
-fn has_open_slots(obs: &Observation) -> bool {
-    obs.pods.iter().any(|p| {
-        p.myself()
-            .is_some_and(|m| !m.migrating.is_empty() || !m.importing.is_empty())
     })
 }
 
@@ -265,6 +251,8 @@ async fn share_slots_with_new_masters(ex: &Exec<'_>, plan: &Plan) -> Result<bool
     Ok(true)
 }
 
+/// Waits until every node agrees (and verifies healthy), re-introducing pairs whose handshake
+/// timed out meanwhile.
 async fn wait_formed(
     ex: &Exec<'_>,
     topo: &Topology,

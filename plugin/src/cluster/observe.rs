@@ -99,6 +99,30 @@ impl Observation {
     pub(crate) fn id_of(&self, pod: &str) -> Option<&str> {
         self.get(pod)?.id.as_deref()
     }
+    /// The pod a replica follows, in its own view (the last pod with that id, as in
+    /// [`Observation::pod_of_id`]).
+    pub(crate) fn master_of(&self, pod: &str) -> Option<String> {
+        let id = self.get(pod)?.myself()?.master_id.as_deref()?;
+        self.pods
+            .iter()
+            .rev()
+            .find(|p| p.id.as_deref() == Some(id))
+            .map(|p| p.pod.name.clone())
+    }
+    /// A master without slots: one a scale-out added and has not given its share yet.
+    pub(crate) fn has_slotless_master(&self) -> bool {
+        self.pods.iter().any(|p| {
+            p.myself()
+                .is_some_and(|m| m.is_master() && m.slots.is_empty())
+        })
+    }
+    /// A slot some node is migrating or importing: a move a previous run left half done.
+    pub(crate) fn has_open_slots(&self) -> bool {
+        self.pods.iter().any(|p| {
+            p.myself()
+                .is_some_and(|m| !m.migrating.is_empty() || !m.importing.is_empty())
+        })
+    }
     /// Every slot some pod believes is owned, by anyone.
     pub(crate) fn claimed_slots(&self) -> BTreeSet<u16> {
         let mut out = BTreeSet::new();

@@ -173,12 +173,6 @@ fn holds_slots(obs: &Observation, pod: &str) -> bool {
         .is_some_and(|m| m.is_master() && !m.slots.is_empty())
 }
 
-/// The pod a replica follows, in its own view.
-fn master_of(obs: &Observation, pod: &str) -> Option<String> {
-    let id = obs.get(pod)?.myself()?.master_id.clone()?;
-    obs.pod_of_id().get(&id).cloned()
-}
-
 impl ScaleIn<'_> {
     fn masters(&self, obs: &Observation, among: &[String]) -> Vec<String> {
         among
@@ -199,7 +193,7 @@ impl ScaleIn<'_> {
             let Some(r) = self
                 .staying
                 .iter()
-                .find(|s| master_of(obs, s).as_deref() == Some(d.as_str()))
+                .find(|s| obs.master_of(s).as_deref() == Some(d.as_str()))
             else {
                 continue;
             };
@@ -243,7 +237,7 @@ impl ScaleIn<'_> {
             .retain(|r, m| self.staying.contains(r) && fixed.masters.contains(m));
         let p = plan(&self.keep_topo, &fixed, &owned)?;
         for r in &p.replicas {
-            if master_of(obs, &r.pod).as_deref() != Some(r.master.as_str()) {
+            if obs.master_of(&r.pod).as_deref() != Some(r.master.as_str()) {
                 let master_id = obs
                     .id_of(&r.master)
                     .ok_or_else(|| anyhow!("{} has no id", r.master))?;

@@ -24,11 +24,7 @@ pub(super) async fn steps(
         return scale_in_steps(t, current, obs, wanted).await;
     }
     let report = verify(current, obs);
-    let slotless_master = obs.pods.iter().any(|p| {
-        p.myself()
-            .is_some_and(|m| m.is_master() && m.slots.is_empty())
-    });
-    if report.healthy && !slotless_master && wanted.pods == current.pods.len() {
+    if report.healthy && !obs.has_slotless_master() && wanted.pods == current.pods.len() {
         return Ok(Vec::new());
     }
     check_safe(obs)?;
@@ -171,11 +167,6 @@ pub(super) async fn scale_in_steps(
         .map(|p| p.name.clone())
         .collect();
     let (_, mut owned) = fixed_roles(obs);
-    let pod_of = obs.pod_of_id();
-    let master_of = |p: &str| -> Option<String> {
-        let id = obs.get(p)?.myself()?.master_id.clone()?;
-        pod_of.get(&id).cloned()
-    };
     let mut steps = Vec::new();
     let mut staying_masters: Vec<String> = owned
         .iter()
@@ -190,7 +181,7 @@ pub(super) async fn scale_in_steps(
             .pods
             .iter()
             .map(|p| p.name.clone())
-            .find(|p| staying(p) && master_of(p).as_deref() == Some(d.as_str()));
+            .find(|p| staying(p) && obs.master_of(p).as_deref() == Some(d.as_str()));
         if let Some(replica) = replica {
             if let Some(ranges) = owned.remove(d) {
                 owned.insert(replica.clone(), ranges);
