@@ -28,9 +28,12 @@ pub enum Kind {
     UnknownNode,
     /// The pod does not know one of the other pods.
     MissingNode,
-    /// A master serving slots has no connected replica (on another Kubernetes node, when the
-    /// cluster spans several).
+    /// A master serving slots has no connected replica.
     NoReplica,
+    /// A master serving slots has connected replicas, all on its own Kubernetes node, while
+    /// re-pairing replicas would put one elsewhere (`apply` does). Where the pods' nodes leave
+    /// no way, only the replicas' `replica-same-node` warnings remain.
+    ReplicasOnMasterNode,
     /// A replica's replication link to its master is down.
     ReplicaLinkDown,
     /// A replica runs on the same Kubernetes node as its master.
@@ -48,7 +51,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order above.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Unreachable,
         Kind::UncoveredSlots,
         Kind::SlotMapDisagrees,
@@ -59,6 +62,7 @@ impl Kind {
         Kind::UnknownNode,
         Kind::MissingNode,
         Kind::NoReplica,
+        Kind::ReplicasOnMasterNode,
         Kind::ReplicaLinkDown,
         Kind::ReplicaSameNode,
         Kind::NotInCluster,

@@ -1,7 +1,7 @@
 //! The executor: form, resume or heal a cluster so it matches the plan, then wait (with a
 //! deadline) until every node agrees. It is a reconcile loop over observed state, so the same
 //! call forms a fresh cluster, resumes a half-formed one, heals stale addresses after restarts,
-//! and leaves a healthy cluster alone.
+//! re-pairs replicas the scheduler put beside their master, and leaves a healthy cluster alone.
 //!
 //! It never runs `CLUSTER RESET` or `FLUSHALL`: anything that would need them is a refusal.
 
@@ -15,9 +15,11 @@ use serde::Serialize;
 
 use super::decide::{check_safe, fixed_roles, missing_meets};
 use super::exec::{not_converged, observe_all, wait_converged, Exec, FormOptions};
-use super::observe::{observe, Observation};
+use super::finding::Kind;
+use super::observe::{observe, observe_pod, Observation};
 use super::plan::{plan, Plan};
 use super::resp::{RedisError, Reply};
+use super::spread::respread;
 use super::topology::Topology;
 use super::transport::{cmd, show_cmd, Cmd, RedisTransport};
 use super::verify::{verify, Report};
@@ -116,9 +118,13 @@ pub async fn ensure_cluster(
         // A previous run left them half-migrated: finish moving them, keys included.
         migrate::finish_open_slots(&ex, &obs).await?;
     }
-    let mut report = wait_formed(&ex, topo, deadline, opts).await?;
+    let mut report = wait_formed(&ex, topo, deadline, opts, Settled::ButPlacement).await?;
+    if !report.healthy {
+        spread_replicas(&ex, deadline, opts.poll).await?;
+        report = wait_formed(&ex, topo, deadline, opts, Settled::Healthy).await?;
+    }
     if share_slots_with_new_masters(&ex, &plan).await? {
-        report = wait_formed(&ex, topo, deadline, opts).await?;
+        report = wait_formed(&ex, topo, deadline, opts, Settled::Healthy).await?;
     }
     Ok(FormOutcome {
         already_healthy: false,
@@ -251,13 +257,24 @@ async fn share_slots_with_new_masters(ex: &Exec<'_>, plan: &Plan) -> Result<bool
     Ok(true)
 }
 
-/// Waits until every node agrees (and verifies healthy), re-introducing pairs whose handshake
-/// timed out meanwhile.
+/// What [`wait_formed`] waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// The cluster verifies healthy.
+    Healthy,
+    /// Healthy but for masters whose replicas share their node, which [`spread_replicas`]
+    /// fixes (its moves need a cluster that agrees on everything else).
+    ButPlacement,
+}
+
+/// Waits until every node agrees (and verifies healthy, or as `settled` says), re-introducing
+/// pairs whose handshake timed out meanwhile.
 async fn wait_formed(
     ex: &Exec<'_>,
     topo: &Topology,
     deadline: Instant,
     opts: &FormOptions,
+    settled: Settled,
 ) -> Result<Report> {
     let start = Instant::now();
     // Meets are repeated until gossip has joined everyone.
@@ -265,7 +282,12 @@ async fn wait_formed(
     let waited = poll_last(deadline, opts.poll, || async move {
         let obs = observe(ex.t, topo).await;
         let report = verify(topo, &obs);
-        if report.healthy {
+        let placement_only = settled == Settled::ButPlacement
+            && report
+                .problems
+                .iter()
+                .all(|p| p.kind == Kind::ReplicasOnMasterNode);
+        if report.healthy || placement_only {
             return Ok(Poll::Ready(report));
         }
         remeet.if_due(ex, &obs).await?;
@@ -279,6 +301,60 @@ async fn wait_formed(
             report,
         )
     })
+}
+
+/// Re-pairs replicas so every master has one on another Kubernetes node
+/// ([`super::spread`]), one `CLUSTER REPLICATE` at a time, each only after the previous moved
+/// replica has finished its full sync from its new master: a swap leaves one master without a
+/// replica for two syncs, never two masters at once. Observes again before every move, and moves
+/// only while every pod answers and every replica's link is up.
+async fn spread_replicas(ex: &Exec<'_>, deadline: Instant, poll: Duration) -> Result<()> {
+    let (t, topo) = (ex.t, ex.topo);
+    // Each move fixes a master or completes a swap: more than two per pod means the cluster
+    // changes under us.
+    for _ in 0..2 * topo.pods.len() {
+        let obs = observe(t, topo).await;
+        let Some(next) = respread(&obs).moves.into_iter().next() else {
+            return Ok(());
+        };
+        if let Some(p) = obs
+            .pods
+            .iter()
+            .find(|p| !p.ok() || p.master_link_up == Some(false))
+        {
+            bail!(
+                "not re-pairing replicas while {} is not in sync: {}",
+                p.pod.name,
+                p.error
+                    .as_ref()
+                    .map_or("replication link down".to_string(), ToString::to_string)
+            );
+        }
+        let Some(to_id) = obs.id_of(&next.to).map(str::to_string) else {
+            bail!("{} reported no node id", next.to);
+        };
+        ex.run(&next.replica, vec![cmd(["CLUSTER", "REPLICATE", &to_id])])
+            .await?;
+        let pod = topo
+            .pod(&next.replica)
+            .ok_or_else(|| anyhow::anyhow!("unknown pod {}", next.replica))?;
+        let what = format!("{} to finish its full sync from {}", next.replica, next.to);
+        let to_id = to_id.as_str();
+        poll_until(deadline, poll, &what, || async move {
+            let st = observe_pod(t, topo, pod).await;
+            let follows = st.myself().and_then(|m| m.master_id.as_deref()) == Some(to_id);
+            Ok(if follows && st.master_link_up == Some(true) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{} is syncing", pod.name))
+            })
+        })
+        .await?;
+    }
+    bail!(
+        "re-pairing replicas did not settle after {} moves",
+        2 * topo.pods.len()
+    )
 }
 
 /// Observe and verify, for `status` and for the check after `apply`.

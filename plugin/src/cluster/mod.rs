@@ -2,7 +2,8 @@
 //! exist in Redis 5.0 (the seed's image): `CLUSTER ADDSLOTS`, `SET-CONFIG-EPOCH`, `MEET`,
 //! `REPLICATE`, `SETSLOT`, `GETKEYSINSLOT`, `MIGRATE`, `FORGET`.
 //!
-//! Layout: a pure core ([`topology`] in, [`plan`] for roles and slots, [`decide`] for what may
+//! Layout: a pure core ([`topology`] in, [`plan`] for roles and slots, [`spread`] for re-pairing
+//! replicas rescheduled beside their master, [`decide`] for what may
 //! be done, [`verify`] for judgement as [`finding`]s, [`diagnose`] for causes and their remedies,
 //! all plain data) around the executors ([`form`], [`scale`], sharing [`exec`] and [`migrate`]) that talk to pods
 //! through a [`RedisTransport`] (direct TCP, port-forward, or `redis-cli` exec); [`target`] is
@@ -27,6 +28,7 @@ mod resp;
 pub(crate) mod roll;
 pub(crate) mod roll_exec;
 mod scale;
+mod spread;
 pub mod status;
 pub mod target;
 mod topology;
@@ -43,6 +45,7 @@ pub use preview::{RedisPreview, RedisStep};
 pub use resp::{read_reply, Reply};
 pub use roll::RollOptions;
 pub use scale::{scale_in, ScaleInOutcome};
+pub use spread::Repoint;
 pub use topology::{names as pod_names, topology_from_kube, PodInfo, Topology};
 pub use transport::{
     call, cmd, direct, parse_cli_output, port_forward, BoxFuture, Cmd, DirectConnector,

@@ -370,7 +370,10 @@ pub(crate) fn unsettled(f: &Facts) -> Option<String> {
             let about_excused = pod.is_some_and(|p| excused.contains(p))
                 || peer.is_some_and(|p| excused.contains(p))
                 || pod.is_some_and(|m| replicas_of(f, m).iter().any(|r| excused.contains(r)));
-            (kind == Kind::NoReplica && by_design)
+            // Where the scheduler put a replaced pod is for the Redis step after the roll
+            // to fix; a roll step does not need it.
+            kind == Kind::ReplicasOnMasterNode
+                || (kind == Kind::NoReplica && by_design)
                 || (matches!(kind, Kind::ReplicaLinkDown | Kind::NoReplica) && about_excused)
         };
         if let Some(problem) = report

@@ -413,7 +413,7 @@ mod tests {
         assert_eq!(consts("causeKind"), json(&causes));
         // The strings `status -o json` wrote before kinds were an enum.
         assert_eq!(kinds[6], "stale-address");
-        assert_eq!(kinds[10], "replica-link-down");
+        assert_eq!(kinds[11], "replica-link-down");
     }
 
     #[test]

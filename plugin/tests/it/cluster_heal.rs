@@ -8,13 +8,14 @@ use cluster_support::{fast, Redis, TestCluster};
 use kubectl_redis::cluster::ensure_cluster;
 use kubectl_redis::cluster::parse_nodes;
 use kubectl_redis::cluster::{call, cmd};
-use kubectl_redis::cluster::{verify_cluster, wait_healthy, CauseKind};
+use kubectl_redis::cluster::{verify_cluster, wait_healthy, CauseKind, Kind};
 
 on_redis_5_and_7!(
     one_pod_back_with_a_new_ip_heals_itself_and_loses_nothing,
     all_pods_back_with_new_ips_are_reintroduced_and_lose_nothing,
     failover_drill_loses_no_acknowledged_write,
     update_node_rewrites_the_nodes_conf_the_server_wrote,
+    a_replica_rescheduled_beside_its_master_is_re_paired_and_loses_nothing,
 );
 
 const NODES: [&str; 6] = ["node-a", "node-b", "node-c", "node-a", "node-b", "node-c"];
@@ -290,4 +291,61 @@ async fn update_node_rewrites_the_nodes_conf_the_server_wrote(redis: Redis) {
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(report.healthy, "{}", report);
+}
+
+/// The quickstart's case: every pod restarted at once and the scheduler put a replica on its
+/// master's Kubernetes node, so losing that node would lose the master's slots. `status` says
+/// so as a problem; the Redis step re-pairs two replicas (one full sync at a time) and loses no
+/// key; a second run leaves the cluster alone.
+async fn a_replica_rescheduled_beside_its_master_is_re_paired_and_loses_nothing(redis: Redis) {
+    let (mut c, keys) = formed_with_keys(redis).await;
+    let report = verify_cluster(&c.t, &c.topo).await;
+    let row = report.pods.iter().find(|r| r.role == "replica").unwrap();
+    let (replica, master) = (row.name.clone(), row.master.clone().unwrap());
+    let master_node = c.topo.pod(&master).unwrap().node.clone();
+    let i = c.index_of(&replica);
+    c.topo.pods[i].node = master_node.clone();
+
+    let report = verify_cluster(&c.t, &c.topo).await;
+    assert!(!report.healthy, "{report}");
+    let kinds: Vec<Kind> = report.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, vec![Kind::ReplicasOnMasterNode], "{report}");
+    let cause = &report.causes[0];
+    assert_eq!(cause.kind, CauseKind::ReplicaSameNode, "{report}");
+    assert!(
+        cause.remedy.contains("re-pairs replicas"),
+        "{}",
+        cause.remedy
+    );
+
+    let out = ensure_cluster(&c.t, &c.topo, &fast())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(out.report.healthy, "{}", out.report);
+    let repoints: Vec<&String> = out
+        .actions
+        .iter()
+        .filter(|a| a.contains("CLUSTER REPLICATE"))
+        .collect();
+    assert_eq!(repoints.len(), 2, "a swap: {:?}", out.actions);
+    assert!(
+        repoints[1].starts_with(&format!("{replica}: ")),
+        "the replica beside its master moves last, once its master has another: {:?}",
+        out.actions
+    );
+    for row in out.report.pods.iter().filter(|r| r.role == "replica") {
+        let m = row.master.as_deref().unwrap();
+        assert_ne!(
+            c.topo.pod(&row.name).unwrap().node,
+            c.topo.pod(m).unwrap().node,
+            "{} replicates {m} on its node:\n{}",
+            row.name,
+            out.report
+        );
+    }
+    assert!(out.report.warnings.is_empty(), "{:?}", out.report.warnings);
+    c.assert_no_keys_lost(&keys, KEYS as u64, "after re-pairing replicas")
+        .await;
+    let again = ensure_cluster(&c.t, &c.topo, &fast()).await.unwrap();
+    assert!(again.already_healthy, "{:?}", again.actions);
 }

@@ -160,7 +160,8 @@ fn leftover(kind: Kind, findings: &[&Finding]) -> Option<Draft> {
         | Kind::StaleAddress
         | Kind::NotInCluster
         | Kind::OpenSlot
-        | Kind::ReplicaSameNode => return None,
+        | Kind::ReplicaSameNode
+        | Kind::ReplicasOnMasterNode => return None,
         // Added after diagnosis, with its own cause (cluster::roll::note_roll).
         Kind::OldRevision => return None,
     };

@@ -1,25 +1,36 @@
-//! Replicas beside their master on one Kubernetes node, with a swap that fixes each.
+//! Replicas beside their master on one Kubernetes node, with the re-pairing that fixes each
+//! master ([`crate::cluster::spread`]), which `kubectl redis apply` runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::ledger::{Diagnosis, Draft, Views};
-use super::CauseKind;
+use super::{list, CauseKind};
 use crate::cluster::finding::Kind;
 use crate::cluster::nodes::ranges_to_string;
 use crate::cluster::observe::PodState;
+use crate::cluster::spread::{respread, Repoint};
 
 /// A replica on its master's Kubernetes node: losing the node loses the master's slots unless
-/// another replica runs elsewhere. The remedy names a replica to swap masters with, when one
-/// fits; a cluster on a single Kubernetes node is one cause.
+/// another replica runs elsewhere. One cause per master, naming the moves that fix it when
+/// there are some; a cluster on a single Kubernetes node is one cause.
 pub(super) fn same_node(d: &mut Diagnosis, view: &Views) {
-    let pairs: Vec<(String, String)> = d
-        .unclaimed()
-        .filter(|f| f.kind == Kind::ReplicaSameNode)
-        .filter_map(|f| Some((f.pod.clone()?, f.peer.clone()?)))
-        .collect();
-    if pairs.is_empty() {
+    let mut beside: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in d.unclaimed().filter(|f| f.kind == Kind::ReplicaSameNode) {
+        if let (Some(replica), Some(master)) = (&f.pod, &f.peer) {
+            beside
+                .entry(master.clone())
+                .or_default()
+                .push(replica.clone());
+        }
+    }
+    if beside.is_empty() {
         return;
     }
+    let ours = |f: &crate::cluster::finding::Finding, master: &str, replicas: &[String]| {
+        let pod = f.pod.as_deref().unwrap_or_default();
+        (f.kind == Kind::ReplicaSameNode && replicas.iter().any(|r| r == pod))
+            || (f.kind == Kind::ReplicasOnMasterNode && pod == master)
+    };
     let node = |pod: &str| view.obs.get(pod).and_then(|p| p.pod.node.clone());
     let nodes: BTreeSet<String> = view
         .obs
@@ -27,7 +38,6 @@ pub(super) fn same_node(d: &mut Diagnosis, view: &Views) {
         .iter()
         .filter_map(|p| p.pod.node.clone())
         .collect();
-    let keeps = "`kubectl redis apply` keeps the pairings a cluster has";
     if let [only] = Vec::from_iter(&nodes).as_slice() {
         let draft = Draft {
             kind: CauseKind::ReplicaSameNode,
@@ -35,48 +45,37 @@ pub(super) fn same_node(d: &mut Diagnosis, view: &Views) {
                 "every pod runs on Kubernetes node {only}: each replica shares it with its \
                  master, and losing it loses the cluster"
             ),
-            remedy: format!(
-                "run the pods on more Kubernetes nodes, then pair replicas with masters on \
-                 other nodes with `CLUSTER REPLICATE` ({keeps})"
-            ),
-            pods: pairs.iter().map(|(replica, _)| replica.clone()).collect(),
+            remedy: "run the pods on more Kubernetes nodes, then `kubectl redis apply -f SPEC` \
+                     pairs replicas with masters on other nodes"
+                .to_string(),
+            pods: beside.values().flatten().cloned().collect(),
         };
-        d.add(draft, |f| f.kind == Kind::ReplicaSameNode);
+        d.add(draft, |f| {
+            matches!(f.kind, Kind::ReplicaSameNode | Kind::ReplicasOnMasterNode)
+        });
         return;
     }
-    for (replica, master) in pairs {
-        let here = node(&replica);
-        let on = here.clone().unwrap_or_default();
+    let fix = respread(view.obs);
+    for (master, replicas) in beside {
+        let on = node(&master).unwrap_or_default();
+        let who = if let [one] = replicas.as_slice() {
+            format!("replica {one} shares")
+        } else {
+            format!("replicas {} share", list(&replicas))
+        };
         let elsewhere = view
             .replicas_of(&master)
             .iter()
-            .any(|r| node(r).is_some() && node(r) != here);
-        // Another replica R2 of a master M2 such that both end up away from their master.
-        let swap = view.obs.pods.iter().filter(|p| p.ok()).find_map(|p| {
-            let other_master = view.pod_of.get(p.myself()?.master_id.as_ref()?)?;
-            let fits = *other_master != master
-                && node(other_master) != here
-                && p.pod.node.is_some()
-                && p.pod.node != node(&master);
-            fits.then(|| (p.pod.name.clone(), other_master.clone()))
-        });
-        let repair = match &swap {
-            Some((other, other_master)) => format!(
-                "swap masters with {other}: make {replica} replicate {other_master} and {other} \
-                 replicate {master} (`CLUSTER REPLICATE <master's node id>` on each; {keeps})"
-            ),
-            None => format!(
-                "no other replica can swap masters with it: run pods on more Kubernetes nodes, \
-                 then pair it with `CLUSTER REPLICATE` ({keeps})"
-            ),
-        };
+            .any(|r| node(r).is_some() && node(r).as_deref() != Some(on.as_str()));
         let (summary, remedy) = if elsewhere {
             (
                 format!(
-                    "replica {replica} shares Kubernetes node {on} with its master {master}, \
-                     which has another replica elsewhere"
+                    "{who} Kubernetes node {on} with its master {master}, which has another \
+                     replica elsewhere"
                 ),
-                format!("nothing is at risk yet; to spread them, {repair}"),
+                "nothing is at risk yet: losing the node, the master fails over to its other \
+                 replica"
+                    .to_string(),
             )
         } else {
             let slots = view
@@ -85,22 +84,43 @@ pub(super) fn same_node(d: &mut Diagnosis, view: &Views) {
                 .and_then(PodState::myself)
                 .map(|m| ranges_to_string(&m.slots))
                 .unwrap_or_default();
+            let moves: Vec<&Repoint> = fix
+                .moves
+                .iter()
+                .filter(|m| m.to == master || m.from == master)
+                .collect();
+            let remedy = if fix.stuck.contains(&master) || moves.is_empty() {
+                format!(
+                    "no re-pairing of replicas puts one of {master}'s on another node: run the \
+                     pods on more Kubernetes nodes (or spread them with a pod anti-affinity), \
+                     then `kubectl redis apply -f SPEC` re-pairs them"
+                )
+            } else {
+                let steps: Vec<String> = moves
+                    .iter()
+                    .map(|m| format!("{} replicates {}", m.replica, m.to))
+                    .collect();
+                format!(
+                    "`kubectl redis apply -f SPEC` re-pairs replicas, one full sync at a time: {}",
+                    steps.join(", then ")
+                )
+            };
             (
                 format!(
-                    "replica {replica} shares Kubernetes node {on} with its master {master}: \
-                     losing {on} loses slots {slots}"
+                    "{who} Kubernetes node {on} with its master {master}: losing {on} loses \
+                     slots {slots}"
                 ),
-                repair,
+                remedy,
             )
         };
+        let mut pods = replicas.clone();
+        pods.push(master.clone());
         let draft = Draft {
             kind: CauseKind::ReplicaSameNode,
             summary,
             remedy,
-            pods: vec![replica.clone(), master],
+            pods,
         };
-        d.add(draft, |f| {
-            f.kind == Kind::ReplicaSameNode && f.pod.as_deref() == Some(replica.as_str())
-        });
+        d.add(draft, |f| ours(f, &master, &replicas));
     }
 }

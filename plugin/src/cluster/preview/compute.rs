@@ -8,6 +8,7 @@ use crate::cluster::nodes::{ranges_to_string, to_ranges};
 use crate::cluster::observe::Observation;
 use crate::cluster::plan::plan;
 use crate::cluster::scale::balance_moves;
+use crate::cluster::spread::respread;
 use crate::cluster::topology::{PodInfo, Topology};
 use crate::cluster::transport::{cmd, RedisTransport};
 use crate::cluster::verify::verify;
@@ -118,6 +119,11 @@ pub(super) async fn steps(
         .sum();
     if open > 0 {
         steps.push(RedisStep::FinishMigrations { slots: open });
+    }
+
+    let moves = respread(obs).moves;
+    if !moves.is_empty() {
+        steps.push(RedisStep::SpreadReplicas { moves });
     }
 
     let masters: Vec<String> = roles.masters.iter().map(|m| m.pod.clone()).collect();

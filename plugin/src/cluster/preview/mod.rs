@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::nodes::{even_ranges, ranges_to_string};
 use super::observe::{observe, Observation};
 use super::roll::RollAction;
+use super::spread::Repoint;
 use super::topology::Topology;
 use super::transport::RedisTransport;
 pub(crate) use text::summary;
@@ -52,6 +53,9 @@ pub enum RedisStep {
     Replicate { replicas: Vec<Follow> },
     /// Slots a previous run left half-migrated are finished.
     FinishMigrations { slots: usize },
+    /// Replicas are re-paired, one full sync at a time, so every master has one on another
+    /// Kubernetes node ([`super::spread`]).
+    SpreadReplicas { moves: Vec<Repoint> },
     /// A departing master's replica that stays takes over its slots (no key moves).
     Failover { replica: String, master: String },
     /// Slots move between masters with their keys.

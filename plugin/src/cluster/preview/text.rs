@@ -68,6 +68,19 @@ impl std::fmt::Display for RedisStep {
             RedisStep::FinishMigrations { slots } => {
                 write!(f, "finish {slots} half-migrated slot(s), keys included")
             }
+            RedisStep::SpreadReplicas { moves } => {
+                let each: Vec<String> = moves
+                    .iter()
+                    .map(|m| format!("{} replicates {} (was {})", m.replica, m.to, m.from))
+                    .collect();
+                write!(
+                    f,
+                    "re-pair {} replica(s) so every master has one on another Kubernetes node, \
+                     one full sync at a time: {}",
+                    moves.len(),
+                    each.join(", then ")
+                )
+            }
             RedisStep::Failover { replica, master } => write!(
                 f,
                 "{replica} takes over from departing master {master} (CLUSTER FAILOVER, no keys move)"
@@ -138,6 +151,7 @@ pub(crate) fn summary(previews: &[RedisPreview]) -> Option<String> {
             }
             RedisStep::Meet { pods, .. } => introduced += pods.len(),
             RedisStep::Replicate { replicas } => followed += replicas.len(),
+            RedisStep::SpreadReplicas { moves } => followed += moves.len(),
             RedisStep::FinishMigrations { slots } => moved += slots,
             RedisStep::Failover { .. } => failovers += 1,
             RedisStep::MoveSlots { slots, keys: k, .. } => {

@@ -13,8 +13,6 @@ mod slots;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
-
 use serde::Serialize;
 
 use super::diagnose::{diagnose, Cause};
@@ -99,12 +97,7 @@ pub(super) fn verify(topo: &Topology, obs: &Observation) -> Report {
         ..
     } = check;
 
-    let nodes: BTreeSet<String> = topo
-        .pods
-        .iter()
-        .map(|p| p.node.clone().unwrap_or_else(|| format!("?{}", p.name)))
-        .collect();
-    replicas::check(obs, &live, &names, nodes.len() > 1, &mut problems);
+    replicas::check(obs, &live, &names, &mut problems);
     if masters != topo.masters && problems.is_empty() {
         warnings.push(Finding::new(
             None,

@@ -1,19 +1,20 @@
-//! Every master that serves slots needs a connected replica, on another Kubernetes node when
-//! the cluster spans more than one.
+//! Every master that serves slots needs a connected replica, and one on another Kubernetes node
+//! when re-pairing replicas can give it one ([`crate::cluster::spread`]).
 
 use super::names::Names;
 use crate::cluster::finding::{Finding, Kind};
 use crate::cluster::observe::{Observation, PodState};
+use crate::cluster::spread::respread;
 
-/// Adds a `no-replica` problem for each master that lacks one; `spread`: the pods run on more
-/// than one Kubernetes node.
+/// Adds a `no-replica` problem for each master that lacks one, and a `replicas-on-master-node`
+/// problem for each whose replicas all share its node when a re-pairing exists that fixes it.
 pub(super) fn check(
     obs: &Observation,
     live: &[&PodState],
     names: &Names,
-    spread: bool,
     problems: &mut Vec<Finding>,
 ) {
+    let stuck = respread(obs).stuck;
     for p in live {
         let Some(me) = p.myself() else { continue };
         if !me.is_master() || me.slots.is_empty() {
@@ -54,7 +55,7 @@ pub(super) fn check(
             problems.push(
                 Finding::new(Some(&p.pod.name), Kind::NoReplica, message).peer(peer.copied()),
             );
-        } else if spread
+        } else if !stuck.contains(&p.pod.name)
             && connected
                 .iter()
                 .all(|o| o.pod.node.is_some() && o.pod.node == p.pod.node)
@@ -62,7 +63,7 @@ pub(super) fn check(
             problems.push(
                 Finding::new(
                     Some(&p.pod.name),
-                    Kind::NoReplica,
+                    Kind::ReplicasOnMasterNode,
                     format!(
                         "master has no connected replica on another Kubernetes node (all on {})",
                         p.pod.node.as_deref().unwrap_or("?")
