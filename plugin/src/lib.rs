@@ -17,6 +17,7 @@ mod fanout;
 pub mod input;
 pub mod k8s;
 mod ownership;
+mod parallel;
 pub mod plan;
 pub mod policy;
 pub mod progress;

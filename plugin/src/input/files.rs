@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::positions::parse;
 use super::{Document, SpecError, MAX_SPEC_BYTES};
+use crate::parallel;
 
 /// Reads every spec file named on the command line: a file, a directory (its `.yaml`, `.yml`
 /// and `.json` files, sorted), or `-` for standard input.
@@ -27,10 +28,10 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Document>, SpecError> {
             } else {
                 name
             };
-            documents.extend(split_documents(&name, &text)?);
+            documents.extend(split(&name, &text)?);
         }
     }
-    Ok(documents)
+    parallel::try_map(documents, parse_positions)
 }
 
 fn expand(path: &Path) -> Result<Vec<PathBuf>, SpecError> {
@@ -94,6 +95,14 @@ fn read_limited(reader: impl Read, name: &str) -> Result<String, SpecError> {
 /// first line so that errors can point into the file. Documents that hold only comments or
 /// whitespace are skipped.
 pub fn split_documents(file: &str, text: &str) -> Result<Vec<Document>, SpecError> {
+    split(file, text)?
+        .into_iter()
+        .map(parse_positions)
+        .collect()
+}
+
+/// The documents of a stream, their positions not parsed yet.
+fn split(file: &str, text: &str) -> Result<Vec<Document>, SpecError> {
     let mut documents = Vec::new();
     let mut current = String::new();
     let mut first_line = 1;
@@ -106,13 +115,13 @@ pub fn split_documents(file: &str, text: &str) -> Result<Vec<Document>, SpecErro
                 first_line,
                 std::mem::take(&mut current),
                 &mut documents,
-            )?;
+            );
             first_line = index + 2;
         } else {
             current.push_str(line);
         }
     }
-    push_document(file, first_line, current, &mut documents)?;
+    push_document(file, first_line, current, &mut documents);
     if documents.is_empty() {
         return Err(SpecError::new(
             file,
@@ -122,35 +131,33 @@ pub fn split_documents(file: &str, text: &str) -> Result<Vec<Document>, SpecErro
     Ok(documents)
 }
 
-fn push_document(
-    file: &str,
-    first_line: usize,
-    text: String,
-    documents: &mut Vec<Document>,
-) -> Result<(), SpecError> {
+fn push_document(file: &str, first_line: usize, text: String, documents: &mut Vec<Document>) {
     let blank = text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
     if blank {
-        return Ok(());
+        return;
     }
     let leading = text
         .lines()
         .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
         .count();
-    let mut document = Document {
+    documents.push(Document {
         file: file.to_string(),
         first_line,
         content_line: first_line + leading,
         text,
         field_lines: Arc::default(),
         value: None,
-    };
+    });
+}
+
+/// Records the lines of a document's fields, and its value where the same parse can build it.
+fn parse_positions(mut document: Document) -> Result<Document, SpecError> {
     let (field_lines, value) = parse(&document)?;
     document.field_lines = Arc::new(field_lines);
     document.value = value;
-    documents.push(document);
-    Ok(())
+    Ok(document)
 }
 
 #[cfg(test)]
@@ -164,6 +171,6 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].first_line, 3);
         assert_eq!(docs[1].first_line, 7);
-        assert_eq!(docs[1].field_lines.get("/b/c"), Some(&8));
+        assert_eq!(docs[1].field_lines.get("/b/c"), Some(8));
     }
 }

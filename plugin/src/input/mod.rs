@@ -6,8 +6,8 @@ mod files;
 mod positions;
 
 pub use files::{read_inputs, split_documents};
+pub use positions::FieldLines;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -89,7 +89,7 @@ pub struct Origin {
     pub line: usize,
     /// Lines of the fields in the input document, keyed by JSON pointer (`/spec/image`). Shared
     /// with the document and every object rendered from it, not copied.
-    pub field_lines: Arc<BTreeMap<String, usize>>,
+    pub field_lines: Arc<FieldLines>,
     /// Maps a JSON-pointer prefix in the *rendered object* to the pointer of the input field it
     /// came from: identity for plain manifests, e.g. `/spec/template/spec/containers/0/image` →
     /// `/spec/image` for a RedisCluster document.
@@ -110,7 +110,7 @@ impl Origin {
         let mut pointer = input_pointer.as_str();
         loop {
             if let Some(line) = self.field_lines.get(pointer) {
-                return *line;
+                return line;
             }
             match pointer.rfind('/') {
                 Some(cut) => pointer = &pointer[..cut],
@@ -135,7 +135,7 @@ pub struct Document {
     pub content_line: usize,
     pub text: String,
     /// Lines (in the file) of the fields, keyed by JSON pointer.
-    pub field_lines: Arc<BTreeMap<String, usize>>,
+    pub field_lines: Arc<FieldLines>,
     /// The document's value, built by the parse that records the field lines, when it is
     /// certain to be the one serde_yaml would read (nearly always; see [`ValueBuilder`]), so
     /// that the spec loader need not parse the text again. None: parse the text.

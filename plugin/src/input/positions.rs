@@ -1,8 +1,10 @@
-//! One pass over a document with a YAML parser that keeps positions: the line of every field,
-//! by JSON pointer, and the document's JSON value where it is certain to be serde_yaml's.
+//! One pass over a document with a YAML parser that keeps positions: the document's JSON value
+//! where it is certain to be serde_yaml's, and the line of every field, by JSON pointer, when
+//! something asks for a line ([`FieldLines`]).
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -10,32 +12,61 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use super::{Document, SpecError};
 
-/// Indexes every mapping key and sequence item of a document by JSON pointer → line, using a
-/// YAML parser that keeps positions (serde_yaml does not expose them), and builds the document's
-/// JSON value in the same pass where it can ([`ValueBuilder`]).
-pub(super) fn parse(
-    document: &Document,
-) -> Result<(BTreeMap<String, usize>, Option<Value>), SpecError> {
-    let mut recorder = LineRecorder {
-        // Positions are relative to the document; errors and findings want the file's lines.
-        line_offset: document.first_line - 1,
-        lines: BTreeMap::new(),
-        duplicate: None,
-        stack: Vec::new(),
-        value: ValueBuilder {
-            backslashes: document.text.contains('\\'),
-            ..ValueBuilder::default()
-        },
-    };
-    let mut parser = Parser::new_from_str(&document.text);
-    parser.load(&mut recorder, false).map_err(|e| {
-        let marker = e.marker();
-        document.error_at(
-            marker.line(),
-            marker.col() + 1,
-            format!("invalid YAML: {}", e.info()),
-        )
-    })?;
+/// The lines of a document's fields, by JSON pointer, recorded on first use: most documents of
+/// a large bundle are never asked for a line (only errors, findings and waivers are), and the
+/// pointer of every field was most of a bundle's memory and a fifth of its parse.
+#[derive(Debug, Default)]
+pub struct FieldLines {
+    /// The document's text and how far into its file it starts; None when the lines were
+    /// recorded when it was parsed.
+    source: Option<(String, usize)>,
+    lines: OnceLock<BTreeMap<String, usize>>,
+}
+
+impl FieldLines {
+    fn recorded(lines: BTreeMap<String, usize>) -> FieldLines {
+        FieldLines {
+            source: None,
+            lines: OnceLock::from(lines),
+        }
+    }
+
+    fn deferred(text: &str, line_offset: usize) -> FieldLines {
+        FieldLines {
+            source: Some((text.to_string(), line_offset)),
+            lines: OnceLock::new(),
+        }
+    }
+
+    /// The line (in the file) where the field at `pointer` is written.
+    pub fn get(&self, pointer: &str) -> Option<usize> {
+        self.lines().get(pointer).copied()
+    }
+
+    fn lines(&self) -> &BTreeMap<String, usize> {
+        self.lines.get_or_init(|| match &self.source {
+            // The text parsed once already, so it parses again.
+            Some((text, line_offset)) => record(text, *line_offset, true)
+                .map(|recorder| recorder.lines)
+                .unwrap_or_default(),
+            None => BTreeMap::new(),
+        })
+    }
+}
+
+/// Parses a document: its JSON value where it can be built ([`ValueBuilder`]), and its field
+/// lines, deferred when the value was built (then no key repeats). When it was not, the lines
+/// are recorded now, since only they tell a key written twice in one mapping, which is an error.
+pub(super) fn parse(document: &Document) -> Result<(FieldLines, Option<Value>), SpecError> {
+    let line_offset = document.first_line - 1;
+    let fast = record(&document.text, line_offset, false).map_err(|e| syntax(document, e))?;
+    if let Some(value) = fast.value.finish() {
+        return Ok((
+            FieldLines::deferred(&document.text, line_offset),
+            Some(value),
+        ));
+    }
+    let recorder = record(&document.text, line_offset, true).map_err(|e| syntax(document, e))?;
     if let Some(duplicate) = recorder.duplicate {
         return Err(SpecError::new(
             &document.file,
@@ -48,12 +79,46 @@ pub(super) fn parse(
         .at(duplicate.line, duplicate.column)
         .field(super::dotted(&duplicate.pointer)));
     }
-    Ok((recorder.lines, recorder.value.finish()))
+    Ok((FieldLines::recorded(recorder.lines), None))
+}
+
+/// One pass of the parser over `text`: the value (see [`ValueBuilder`]), and with `lines` the
+/// line of every field and the first key written twice.
+fn record(
+    text: &str,
+    line_offset: usize,
+    lines: bool,
+) -> Result<LineRecorder, yaml_rust2::ScanError> {
+    let mut recorder = LineRecorder {
+        // Positions are relative to the document; errors and findings want the file's lines.
+        line_offset,
+        record_lines: lines,
+        lines: BTreeMap::new(),
+        duplicate: None,
+        stack: Vec::new(),
+        value: ValueBuilder {
+            backslashes: text.contains('\\'),
+            ..ValueBuilder::default()
+        },
+    };
+    Parser::new_from_str(text).load(&mut recorder, false)?;
+    Ok(recorder)
+}
+
+fn syntax(document: &Document, e: yaml_rust2::ScanError) -> SpecError {
+    let marker = e.marker();
+    document.error_at(
+        marker.line(),
+        marker.col() + 1,
+        format!("invalid YAML: {}", e.info()),
+    )
 }
 
 /// Tracks the path of the node being parsed; mappings alternate key and value events.
 struct LineRecorder {
     line_offset: usize,
+    /// Whether to record lines (and so find repeated keys); else only the value is built.
+    record_lines: bool,
     lines: BTreeMap<String, usize>,
     /// The first key written twice in one mapping.
     duplicate: Option<Duplicate>,
@@ -151,39 +216,57 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-impl MarkedEventReceiver for LineRecorder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
+impl LineRecorder {
+    /// Follows the event's place in the document and records the lines of keys and items.
+    fn track(&mut self, event: &Event, mark: Marker) {
         match event {
-            Event::Scalar(value, style, anchor, tag) => {
-                self.enter_value(Some(&value), mark, false);
-                self.value.scalar(value, style, anchor, tag.is_some());
+            Event::Scalar(value, ..) => {
+                self.enter_value(Some(value), mark, false);
             }
             Event::Alias(_) => {
                 self.enter_value(None, mark, false);
-                self.value.fail();
             }
-            Event::MappingStart(anchor, tag) => {
+            Event::MappingStart(..) => {
                 let pointer = self.enter_value(None, mark, true).unwrap_or_default();
                 self.stack.push(Frame::Mapping {
                     pointer,
                     pending_key: None,
                 });
-                self.value
-                    .start(Node::Mapping(Map::new(), None), anchor, tag.is_some());
             }
-            Event::SequenceStart(anchor, tag) => {
+            Event::SequenceStart(..) => {
                 let pointer = self.enter_value(None, mark, true).unwrap_or_default();
                 self.stack.push(Frame::Sequence {
                     pointer,
                     next_index: 0,
                 });
-                self.value
-                    .start(Node::Sequence(Vec::new()), anchor, tag.is_some());
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
-                self.value.end();
             }
+            _ => {}
+        }
+    }
+}
+
+impl MarkedEventReceiver for LineRecorder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        if self.record_lines {
+            self.track(&event, mark);
+        }
+        match event {
+            Event::Scalar(value, style, anchor, tag) => {
+                self.value.scalar(value, style, anchor, tag.is_some());
+            }
+            Event::Alias(_) => self.value.fail(),
+            Event::MappingStart(anchor, tag) => {
+                self.value
+                    .start(Node::Mapping(Map::new(), None), anchor, tag.is_some());
+            }
+            Event::SequenceStart(anchor, tag) => {
+                self.value
+                    .start(Node::Sequence(Vec::new()), anchor, tag.is_some());
+            }
+            Event::MappingEnd | Event::SequenceEnd => self.value.end(),
             _ => {}
         }
     }
@@ -339,9 +422,9 @@ mod tests {
     fn records_field_lines_by_pointer() {
         let text = "spec:\n  containers:\n  - name: redis\n    image: redis:5\n";
         let doc = &split_documents("f.yaml", text).unwrap()[0];
-        assert_eq!(doc.field_lines.get("/spec"), Some(&1));
-        assert_eq!(doc.field_lines.get("/spec/containers/0"), Some(&3));
-        assert_eq!(doc.field_lines.get("/spec/containers/0/image"), Some(&4));
+        assert_eq!(doc.field_lines.get("/spec"), Some(1));
+        assert_eq!(doc.field_lines.get("/spec/containers/0"), Some(3));
+        assert_eq!(doc.field_lines.get("/spec/containers/0/image"), Some(4));
         let origin = doc.origin();
         assert_eq!(origin.line_of("/spec/containers/0/image"), 4);
         assert_eq!(origin.line_of("/spec/containers/0/ports/1"), 3);

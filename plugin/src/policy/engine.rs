@@ -9,8 +9,8 @@
 //! so a large bundle is not mistaken for a hostile module.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -121,13 +121,15 @@ pub struct PolicyEngine {
     engine: Engine,
     limits: Limits,
     cache: Option<ModuleCache>,
-    stop: Arc<AtomicBool>,
+    /// Dropping it stops the epoch ticker at once, mid-tick (a sleeping ticker that polled a
+    /// flag made every command wait out its last tick, up to 5 ms, on exit).
+    stop: Option<mpsc::Sender<()>>,
     ticker: Option<JoinHandle<()>>,
 }
 
 impl Drop for PolicyEngine {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.take();
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
         }
@@ -140,15 +142,14 @@ impl PolicyEngine {
         let engine = super::engine_config::config(None)
             .and_then(|config| Engine::new(&config))
             .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
         let ticker = {
             let engine = engine.clone();
-            let stop = stop.clone();
             std::thread::Builder::new()
                 .name("policy-epoch".into())
                 .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(TICK);
+                    // Ticks until the engine drops its sender, which wakes this wait at once.
+                    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
                         engine.increment_epoch();
                     }
                 })?
@@ -158,7 +159,7 @@ impl PolicyEngine {
             engine,
             limits: options.limits,
             cache,
-            stop,
+            stop: Some(stop),
             ticker: Some(ticker),
         })
     }
@@ -269,15 +270,23 @@ impl PolicyEngine {
 
     /// Asks the module whether `settings` suit it; the error carries the module's explanation.
     pub fn validate_settings(&self, policy: &Policy, settings: &Value) -> Result<(), PolicyError> {
-        let input = serde_json::to_vec(settings).map_err(|e| {
-            PolicyError::new(&policy.label, PolicyErrorKind::Settings, e.to_string())
-        })?;
+        let input = encode_settings(policy, settings)?;
         let mut call = self.instantiate(&policy.label, &policy.module, input.len())?;
+        self.validate_settings_in(policy, &mut call, &input)
+    }
+
+    /// [`validate_settings`](Self::validate_settings) in an instance the caller goes on using.
+    fn validate_settings_in(
+        &self,
+        policy: &Policy,
+        call: &mut sandbox::Call,
+        settings: &[u8],
+    ) -> Result<(), PolicyError> {
         let raw = self.call_packed(
             &policy.label,
-            &mut call,
+            call,
             exports::VALIDATE_SETTINGS,
-            Some(&input),
+            Some(settings),
         )?;
         let answer: SettingsAnswer = serde_json::from_slice(&raw).map_err(|e| {
             PolicyError::new(
@@ -302,7 +311,7 @@ impl PolicyEngine {
     }
 
     /// Runs every policy over the bundle (in parallel; each in its own store) and collects the
-    /// findings, in policy order. Settings are validated first.
+    /// findings, in policy order. Each policy validates its settings first.
     pub fn evaluate(
         &self,
         bundle: &Bundle,
@@ -310,8 +319,12 @@ impl PolicyEngine {
         settings: &super::PolicySettings,
     ) -> Result<Report, PolicyError> {
         settings.check_known(policies)?;
-        let objects: Vec<&Value> = bundle.objects.iter().map(|o| &o.object).collect();
-        let objects = serde_json::value::to_raw_value(&objects).map_err(|e| {
+        // Each object is encoded once; every policy then gets the ones of the kinds it reads.
+        let objects = crate::parallel::try_map(bundle.objects.iter().collect(), |o| {
+            let kind = o.object.get("kind").and_then(Value::as_str).unwrap_or("");
+            serde_json::value::to_raw_value(&o.object).map(|raw| (kind, raw))
+        })
+        .map_err(|e| {
             PolicyError::new(
                 "(host)",
                 PolicyErrorKind::Output,
@@ -332,9 +345,7 @@ impl PolicyEngine {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(p) = policies.get(i) else { break };
                     let value = settings.for_policy(p.name());
-                    let result = self
-                        .validate_settings(p, &value)
-                        .and_then(|()| self.evaluate_one(p, &objects, &value));
+                    let result = self.evaluate_one(p, &objects, &value);
                     slots.lock().expect("no worker panics holding the lock")[i] = Some(result);
                 });
             }
@@ -360,15 +371,18 @@ impl PolicyEngine {
         Ok(report)
     }
 
-    /// One policy over pre-encoded objects (a JSON array, encoded once for all policies).
-    pub fn evaluate_one(
+    /// One policy over pre-encoded objects (each encoded once for all policies, with its kind):
+    /// those of the kinds the policy declares, or all of them.
+    fn evaluate_one(
         &self,
         policy: &Policy,
-        objects: &RawValue,
+        objects: &[(&str, Box<RawValue>)],
         settings: &Value,
     ) -> Result<(Vec<Finding>, PolicyRun), PolicyError> {
         let label = &policy.label;
         let start = Instant::now();
+        let objects = objects_for(&policy.metadata.kinds, objects);
+        let sent = objects.len();
         let input = Input {
             abi: policy.metadata.abi,
             objects,
@@ -376,7 +390,10 @@ impl PolicyEngine {
         };
         let input = serde_json::to_vec(&input)
             .map_err(|e| PolicyError::new(label, PolicyErrorKind::Settings, e.to_string()))?;
+        // Settings are validated first, in the instance that then evaluates: one instance per
+        // policy and run, sized (fuel, deadline, memory) for the bundle.
         let mut call = self.instantiate(label, &policy.module, input.len())?;
+        self.validate_settings_in(policy, &mut call, &encode_settings(policy, settings)?)?;
         let raw = self.call_packed(label, &mut call, exports::EVALUATE, Some(&input))?;
         let findings = parse_findings(policy, &raw)?;
         let run = PolicyRun {
@@ -384,8 +401,49 @@ impl PolicyEngine {
             module: label.clone(),
             version: policy.metadata.version.clone(),
             duration: start.elapsed(),
+            objects: sent,
             findings: findings.len(),
         };
         Ok((findings, run))
+    }
+}
+
+fn encode_settings(policy: &Policy, settings: &Value) -> Result<Vec<u8>, PolicyError> {
+    serde_json::to_vec(settings)
+        .map_err(|e| PolicyError::new(&policy.label, PolicyErrorKind::Settings, e.to_string()))
+}
+
+/// The objects of the given kinds (all of them when `kinds` is empty), in bundle order.
+fn objects_for<'a>(kinds: &[String], objects: &'a [(&str, Box<RawValue>)]) -> Vec<&'a RawValue> {
+    objects
+        .iter()
+        .filter(|(kind, _)| kinds.is_empty() || kinds.iter().any(|k| k == kind))
+        .map(|(_, raw)| raw.as_ref())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_gets_the_objects_of_the_kinds_it_declares_in_bundle_order() {
+        let objects: Vec<(&str, Box<RawValue>)> =
+            ["ConfigMap", "Service", "StatefulSet", "ConfigMap"]
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (*k, RawValue::from_string(format!("{i}")).unwrap()))
+                .collect();
+        let sent = |kinds: &[&str]| {
+            let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+            objects_for(&kinds, &objects)
+                .iter()
+                .map(|r| r.get().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sent(&[]), ["0", "1", "2", "3"]);
+        assert_eq!(sent(&["StatefulSet", "ConfigMap"]), ["0", "2", "3"]);
+        assert_eq!(sent(&["Service"]), ["1"]);
+        assert!(sent(&["PersistentVolume"]).is_empty());
     }
 }

@@ -121,6 +121,8 @@ pub struct PolicyRun {
     pub version: String,
     #[serde(serialize_with = "micros")]
     pub duration: Duration,
+    /// How many of the bundle's objects it was sent: those of the kinds it declared.
+    pub objects: usize,
     pub findings: usize,
 }
 

@@ -55,7 +55,6 @@ pub(super) fn from_bundle(bundle: &Bundle) -> Vec<Waiver> {
                         "/metadata/annotations/{}",
                         key.replace('~', "~0").replace('/', "~1")
                     ))
-                    .copied()
                     .unwrap_or(o.origin.line);
                 out.push(Waiver {
                     rule: rule.to_string(),

@@ -179,7 +179,11 @@ pub(super) fn check_cluster_size(
     if pods <= MAX_NODES {
         return Ok(());
     }
-    let pointer = if document.field_lines.contains_key("/spec/replicasPerMaster") {
+    let pointer = if document
+        .field_lines
+        .get("/spec/replicasPerMaster")
+        .is_some()
+    {
         "/spec/replicasPerMaster"
     } else {
         "/spec/masters"

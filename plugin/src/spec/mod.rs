@@ -72,11 +72,8 @@ pub enum SpecKind {
 /// Loads every document of every input, validating each against its schema.
 pub fn load(paths: &[PathBuf]) -> Result<Spec, SpecError> {
     let documents = input::read_inputs(paths)?;
-    let mut items = Vec::with_capacity(documents.len());
     // By value: each document (text, parsed value) is freed once its item is made.
-    for document in documents {
-        items.push(parse_document(&document)?);
-    }
+    let items = crate::parallel::try_map(documents, |document| parse_document(&document))?;
     check_duplicates(&items)?;
     let name = items
         .iter()

@@ -85,6 +85,11 @@ pub struct Metadata {
     #[serde(default)]
     pub version: String,
     pub rules: Vec<RuleInfo>,
+    /// The object kinds the module reads: the host sends it only objects of these kinds (in
+    /// bundle order), or every object when the list is empty or absent. Most rules read a few
+    /// kinds, and parsing the objects a module never looks at is most of its work.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
 }
 
 /// The Kubernetes object of the bundle a finding is about.
@@ -140,7 +145,8 @@ pub struct Finding {
     pub fix: Option<Vec<Value>>,
 }
 
-/// What `kr_evaluate` receives: the whole rendered bundle and the module's settings. The host
+/// What `kr_evaluate` receives: the rendered bundle (the objects of the kinds the module's
+/// [`Metadata::kinds`] names, or all of them) and the module's settings. The host
 /// sends the objects pre-encoded, the guest reads them as values: hence the type parameters.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Input<Objects = Vec<Value>, Settings = Value> {

@@ -1,6 +1,7 @@
 //! Rule 2: a script the Redis container runs from a ConfigMap volume is there and executable, and
 //! in cluster mode the ConfigMap volume has defaultMode 0755 (493 on the wire).
 
+use kr_policy_sdk::k8s;
 use kr_policy_sdk::prelude::*;
 
 #[derive(Deserialize)]
@@ -35,7 +36,13 @@ const CONFIG_VOLUME: Rule = Rule::deny(
     "ConfigMap volume has defaultMode 0755 and the script it runs is executable",
 );
 
-kr_policy!(name: "config-volume", rules: [CONFIG_VOLUME], settings: Settings, evaluate: evaluate);
+kr_policy!(
+    name: "config-volume",
+    rules: [CONFIG_VOLUME],
+    kinds: [k8s::WORKLOAD_KINDS, k8s::CLUSTER_MODE_KINDS],
+    settings: Settings,
+    evaluate: evaluate,
+);
 
 fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
     let mut out = Vec::new();

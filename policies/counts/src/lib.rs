@@ -1,7 +1,7 @@
 //! Rule 5: a Redis Cluster StatefulSet runs masters × (1 + replicas per master) pods, with at least
 //! three masters (`redis-cli --cluster create` refuses fewer).
 
-use kr_policy_sdk::k8s::{annotation, MASTERS_ANNOTATION, REPLICAS_PER_MASTER_ANNOTATION};
+use kr_policy_sdk::k8s::{self, annotation, MASTERS_ANNOTATION, REPLICAS_PER_MASTER_ANNOTATION};
 use kr_policy_sdk::prelude::*;
 
 #[derive(Deserialize)]
@@ -38,7 +38,13 @@ const COUNTS: Rule = Rule::deny(
     "StatefulSet replicas = masters × (1 + replicas per master), with at least 3 masters",
 );
 
-kr_policy!(name: "counts", rules: [COUNTS], settings: Settings, evaluate: evaluate);
+kr_policy!(
+    name: "counts",
+    rules: [COUNTS],
+    kinds: [k8s::CLUSTER_MODE_KINDS],
+    settings: Settings,
+    evaluate: evaluate,
+);
 
 fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
     let mut out = Vec::new();

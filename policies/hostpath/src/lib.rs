@@ -2,7 +2,7 @@
 //! (`type: DirectoryOrCreate`), and on a multi-node cluster are pinned to a node, or a rescheduled
 //! pod finds an empty directory and comes back as a new Redis node.
 
-use kr_policy_sdk::k8s::str_at;
+use kr_policy_sdk::k8s::{self, str_at};
 use kr_policy_sdk::prelude::*;
 
 #[derive(Default, Deserialize)]
@@ -30,7 +30,13 @@ const AFFINITY: Rule = Rule::warn(
     "hostPath PVs on a multi-node cluster have node affinity",
 );
 
-kr_policy!(name: "hostpath", rules: [CREATE, AFFINITY], settings: Settings, evaluate: evaluate);
+kr_policy!(
+    name: "hostpath",
+    rules: [CREATE, AFFINITY],
+    kinds: [k8s::CLUSTER_MODE_KINDS, &["PersistentVolume"]],
+    settings: Settings,
+    evaluate: evaluate,
+);
 
 fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
     let mut out = Vec::new();

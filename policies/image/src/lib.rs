@@ -1,7 +1,7 @@
 //! Rule 4: images are pinned (a tag other than `latest`, or a digest), optionally from an allowed
 //! list, and a Redis Cluster runs Redis 5 or later (`redis-cli --cluster` and the 5.0 commands).
 
-use kr_policy_sdk::k8s::{image_digest, image_repository, image_tag};
+use kr_policy_sdk::k8s::{self, image_digest, image_repository, image_tag};
 use kr_policy_sdk::prelude::*;
 
 #[derive(Deserialize)]
@@ -45,7 +45,13 @@ const ALLOWED: Rule = Rule::deny(
 );
 const VERSION: Rule = Rule::deny("image-version", "A Redis Cluster runs Redis 5 or later");
 
-kr_policy!(name: "image", rules: [PINNED, ALLOWED, VERSION], settings: Settings, evaluate: evaluate);
+kr_policy!(
+    name: "image",
+    rules: [PINNED, ALLOWED, VERSION],
+    kinds: [k8s::WORKLOAD_KINDS, k8s::CLUSTER_MODE_KINDS],
+    settings: Settings,
+    evaluate: evaluate,
+);
 
 fn glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {

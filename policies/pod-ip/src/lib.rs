@@ -1,7 +1,7 @@
 //! Rule 7: update-node.sh rewrites the pod's own address in nodes.conf from `$POD_IP`, so a
 //! container that runs it must get POD_IP from the downward API (`status.podIP`).
 
-use kr_policy_sdk::k8s::str_at;
+use kr_policy_sdk::k8s::{self, str_at};
 use kr_policy_sdk::prelude::*;
 
 #[derive(Deserialize)]
@@ -33,7 +33,13 @@ const POD_IP: Rule = Rule::deny(
     "POD_IP comes from status.podIP whenever update-node.sh is used",
 );
 
-kr_policy!(name: "pod-ip", rules: [POD_IP], settings: Settings, evaluate: evaluate);
+kr_policy!(
+    name: "pod-ip",
+    rules: [POD_IP],
+    kinds: [k8s::WORKLOAD_KINDS],
+    settings: Settings,
+    evaluate: evaluate,
+);
 
 fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -1,7 +1,7 @@
 //! Rule 1: the Redis container names its ports `client` and `gossip`, and every Service that
 //! selects it exposes them with targetPorts that reach a container port.
 
-use kr_policy_sdk::k8s::{array_at, str_at};
+use kr_policy_sdk::k8s::{self, array_at, str_at};
 use kr_policy_sdk::prelude::*;
 
 #[derive(Deserialize)]
@@ -39,7 +39,13 @@ const PORTS: Rule = Rule::deny(
     "Container ports client=6379 and gossip=16379; Services expose them with matching targetPorts",
 );
 
-kr_policy!(name: "ports", rules: [PORTS], settings: Settings, evaluate: evaluate);
+kr_policy!(
+    name: "ports",
+    rules: [PORTS],
+    kinds: [k8s::WORKLOAD_KINDS, k8s::CLUSTER_MODE_KINDS, &["Service"]],
+    settings: Settings,
+    evaluate: evaluate,
+);
 
 fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
     let mut out = Vec::new();

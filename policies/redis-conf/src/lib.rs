@@ -1,7 +1,7 @@
 //! Rule 9: a Redis Cluster's redis.conf enables cluster mode and keeps nodes.conf on the data
 //! volume (it holds the node's identity); a warning when Redis would not persist data.
 
-use kr_policy_sdk::k8s::{array_at, escape, str_at, Container, Workload};
+use kr_policy_sdk::k8s::{self, array_at, escape, str_at, Container, Workload};
 use kr_policy_sdk::prelude::*;
 use kr_policy_sdk::redis_conf::{last, parse};
 
@@ -42,7 +42,13 @@ const PERSISTENCE: Rule = Rule::warn(
     "Redis persists its data on a persistent volume",
 );
 
-kr_policy!(name: "redis-conf", rules: [CONF, PERSISTENCE], settings: Settings, evaluate: evaluate);
+kr_policy!(
+    name: "redis-conf",
+    rules: [CONF, PERSISTENCE],
+    kinds: [k8s::WORKLOAD_KINDS, k8s::CLUSTER_MODE_KINDS],
+    settings: Settings,
+    evaluate: evaluate,
+);
 
 fn resolve(base: &str, path: &str) -> String {
     if path.starts_with('/') {

@@ -55,13 +55,36 @@ pub fn panic_message() -> u64 {
     })
 }
 
-pub fn metadata(name: &str, version: &str, rules: &[Rule]) -> u64 {
+pub fn metadata(name: &str, version: &str, rules: &[Rule], kinds: &[&[&str]]) -> u64 {
     emit(&Metadata {
         abi: crate::ABI_VERSION,
         name: name.to_string(),
         version: version.to_string(),
         rules: rules.iter().map(Rule::info).collect(),
+        kinds: declared_kinds(kinds),
     })
+}
+
+/// The kinds a policy declared, in order, each once.
+fn declared_kinds(kinds: &[&[&str]]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for k in kinds.iter().flat_map(|k| k.iter()) {
+        if !out.iter().any(|o| o == k) {
+            out.push(k.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn declared_kinds_keep_order_without_repeats() {
+        let kinds =
+            super::declared_kinds(&[crate::k8s::CLUSTER_MODE_KINDS, &["Service", "ConfigMap"]]);
+        assert_eq!(kinds, ["StatefulSet", "ConfigMap", "Service"]);
+        assert!(super::declared_kinds(&[]).is_empty());
+    }
 }
 
 fn parse_settings<S: PolicySettings>(settings: &Value) -> Result<S, String> {

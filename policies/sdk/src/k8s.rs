@@ -9,6 +9,20 @@ pub use kr_policy_abi::annotations::{
     MASTERS as MASTERS_ANNOTATION, REPLICAS_PER_MASTER as REPLICAS_PER_MASTER_ANNOTATION,
 };
 
+/// The kinds [`Workload::of`] knows. A module that reads workloads declares them (`kinds:` of
+/// [`kr_policy!`](crate::kr_policy)), or the host does not send it the workloads.
+pub const WORKLOAD_KINDS: &[&str] = &[
+    "StatefulSet",
+    "Deployment",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "Pod",
+];
+
+/// The kinds [`Input::cluster_mode`] reads: a module that calls it declares them.
+pub const CLUSTER_MODE_KINDS: &[&str] = &["StatefulSet", "ConfigMap"];
+
 pub fn kind(o: &Value) -> &str {
     o.get("kind").and_then(Value::as_str).unwrap_or("")
 }
@@ -358,6 +372,20 @@ impl Input {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workload_kinds_are_the_kinds_with_a_pod_template() {
+        for k in WORKLOAD_KINDS {
+            let template = if *k == "Pod" {
+                serde_json::json!({"kind": k, "spec": {}})
+            } else {
+                serde_json::json!({"kind": k, "spec": {"template": {}}})
+            };
+            assert!(Workload::of(&template).is_some(), "{k}");
+        }
+        let other = serde_json::json!({"kind": "CronJob", "spec": {"template": {}}});
+        assert!(Workload::of(&other).is_none());
+    }
 
     #[test]
     fn image_parts() {

@@ -30,6 +30,7 @@
 //! ```
 
 pub mod abi;
+pub mod bump;
 pub mod index;
 pub mod k8s;
 pub mod quantity;
@@ -40,6 +41,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use serde_json::json;
+
+/// Every module built with the SDK allocates with [`bump::Bump`]: the host gives each call a
+/// fresh instance, so nothing needs to be reused, and parsing is most of a module's work.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: bump::Bump = bump::Bump::new();
 
 pub use kr_policy_abi::{Finding, ObjectRef, Severity, ABI_VERSION};
 
@@ -125,7 +132,8 @@ impl FindingExt for Finding {
     }
 }
 
-/// What the host passes to `kr_evaluate` ([`kr_policy_abi::Input`]): the whole rendered bundle.
+/// What the host passes to `kr_evaluate` ([`kr_policy_abi::Input`]): the rendered bundle's
+/// objects of the kinds the policy declared (all of them when it declared none), in bundle order.
 #[derive(Debug, Deserialize)]
 #[serde(from = "kr_policy_abi::Input")]
 pub struct Input {
@@ -157,11 +165,19 @@ pub trait PolicySettings: DeserializeOwned {
 }
 
 /// Generates the module's ABI exports. See the crate docs for an example.
+///
+/// `kinds: [..]` (optional) lists the object kinds the policy reads, as slices of kind names
+/// (e.g. `kinds: [k8s::WORKLOAD_KINDS, &["Service"]]`): the host then sends it only the objects
+/// of those kinds, which spares it parsing the rest. Without it, the policy gets every object.
 #[macro_export]
 macro_rules! kr_policy {
     (name: $name:expr, rules: [$($rule:expr),* $(,)?], settings: $settings:ty, evaluate: $evaluate:path $(,)?) => {
+        $crate::kr_policy!(name: $name, rules: [$($rule),*], kinds: [], settings: $settings, evaluate: $evaluate);
+    };
+    (name: $name:expr, rules: [$($rule:expr),* $(,)?], kinds: [$($kinds:expr),* $(,)?], settings: $settings:ty, evaluate: $evaluate:path $(,)?) => {
         const _: () = {
             const RULES: &[$crate::Rule] = &[$($rule),*];
+            const KINDS: &[&[&str]] = &[$($kinds),*];
 
             #[cfg(target_arch = "wasm32")]
             #[no_mangle]
@@ -178,7 +194,7 @@ macro_rules! kr_policy {
             #[cfg(target_arch = "wasm32")]
             #[no_mangle]
             pub extern "C" fn kr_metadata() -> u64 {
-                $crate::abi::metadata($name, env!("CARGO_PKG_VERSION"), RULES)
+                $crate::abi::metadata($name, env!("CARGO_PKG_VERSION"), RULES, KINDS)
             }
 
             #[cfg(target_arch = "wasm32")]
@@ -203,7 +219,7 @@ macro_rules! kr_policy {
             #[cfg(not(target_arch = "wasm32"))]
             #[allow(dead_code)]
             fn __kr_evaluate(input: &$crate::Input, settings: &$settings) -> Vec<$crate::Finding> {
-                let _ = ($name, RULES);
+                let _ = ($name, RULES, KINDS);
                 $evaluate(input, settings)
             }
         };

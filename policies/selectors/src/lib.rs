@@ -1,7 +1,7 @@
 //! Rule 6: each workload's selector matches its own pod template, every Service selects the pods
 //! of a workload in the bundle, and a StatefulSet's governing Service exists.
 
-use kr_policy_sdk::k8s::{array_at, name, str_at, string_map, Workload};
+use kr_policy_sdk::k8s::{self, array_at, name, str_at, string_map, Workload};
 use kr_policy_sdk::prelude::*;
 
 #[derive(Default, Deserialize)]
@@ -19,7 +19,13 @@ const SERVICE_NAME: Rule = Rule::warn(
     "A StatefulSet's serviceName names a Service of the bundle",
 );
 
-kr_policy!(name: "selectors", rules: [SELECTORS, SERVICE_NAME], settings: Settings, evaluate: evaluate);
+kr_policy!(
+    name: "selectors",
+    rules: [SELECTORS, SERVICE_NAME],
+    kinds: [k8s::WORKLOAD_KINDS, &["Service"]],
+    settings: Settings,
+    evaluate: evaluate,
+);
 
 fn selector_matches(selector: &Value, labels: &[(&str, &str)]) -> Result<(), String> {
     let get = |k: &str| labels.iter().find(|(lk, _)| *lk == k).map(|(_, v)| *v);

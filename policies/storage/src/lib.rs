@@ -1,7 +1,7 @@
 //! Rule 3: claims (volumeClaimTemplates and PersistentVolumeClaims) and PersistentVolumes agree:
 //! ReadWriteOnce, the configured size (1Gi for a cluster), and the same storageClassName.
 
-use kr_policy_sdk::k8s::{array_at, str_at};
+use kr_policy_sdk::k8s::{self, array_at, str_at};
 use kr_policy_sdk::prelude::*;
 use kr_policy_sdk::quantity::parse_bytes;
 
@@ -46,7 +46,13 @@ const STORAGE: Rule = Rule::deny(
     "PVC template and PVs are ReadWriteOnce and 1Gi, with matching storageClassName",
 );
 
-kr_policy!(name: "storage", rules: [STORAGE], settings: Settings, evaluate: evaluate);
+kr_policy!(
+    name: "storage",
+    rules: [STORAGE],
+    kinds: [k8s::WORKLOAD_KINDS, k8s::CLUSTER_MODE_KINDS, &["PersistentVolumeClaim", "PersistentVolume"]],
+    settings: Settings,
+    evaluate: evaluate,
+);
 
 struct Volume<'a> {
     object: &'a Value,

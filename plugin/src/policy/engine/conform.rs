@@ -120,6 +120,13 @@ impl PolicyEngine {
         }) {
             return Err(err(PolicyErrorKind::Output, format!("rule id {:?} must be non-empty [A-Za-z0-9._-] (it is used in waiver annotations)", r.id)));
         }
+        // Kubernetes kinds are CamelCase identifiers; anything else would silently match nothing.
+        if let Some(k) = metadata.kinds.iter().find(|k| {
+            !k.starts_with(|c: char| c.is_ascii_uppercase())
+                || !k.chars().all(|c| c.is_ascii_alphanumeric())
+        }) {
+            return Err(err(PolicyErrorKind::Output, format!("declares kind {k:?}, which is not a Kubernetes kind (CamelCase, [A-Za-z0-9], as in `StatefulSet`)")));
+        }
         Ok(Policy {
             label: label.to_string(),
             metadata,

@@ -1,3 +1,4 @@
+use kr_policy_sdk::k8s;
 use kr_policy_sdk::prelude::*;
 
 #[derive(Default, Deserialize)]
@@ -9,7 +10,7 @@ impl PolicySettings for Settings {}
 
 const TAGS: Rule = Rule::deny("forbidden-tags", "Images do not use a forbidden tag");
 
-kr_policy!(name: "forbidden-tags", rules: [TAGS], settings: Settings, evaluate: evaluate);
+kr_policy!(name: "forbidden-tags", rules: [TAGS], kinds: [k8s::WORKLOAD_KINDS], settings: Settings, evaluate: evaluate);
 
 fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
     let mut out = Vec::new();
