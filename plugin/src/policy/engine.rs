@@ -19,7 +19,7 @@ mod sandbox;
 
 pub use sandbox::Limits;
 
-use kr_policy_abi::{exports, Input, SettingsAnswer};
+use kr_policy_abi::{exports, packed, Input, SettingsAnswer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use wasmtime::{Engine, Module, Precompiled};
@@ -35,6 +35,18 @@ const TICK: Duration = Duration::from_millis(5);
 
 /// What evaluating one policy gives: its findings and how the run went, or why it failed.
 type PolicyResult = Result<(Vec<Finding>, PolicyRun), PolicyError>;
+
+/// The ABI version whose modules get their input as JSON text; later ones get it packed.
+const JSON_INPUT_ABI: i32 = 1;
+
+/// An object of the bundle, encoded once in each form a loaded module reads.
+struct EncodedObject<'b> {
+    kind: &'b str,
+    /// JSON text, for ABI 1 modules (None when no such module is loaded).
+    json: Option<Box<RawValue>>,
+    /// Packed, for later ABI versions (empty when no such module is loaded).
+    packed: Vec<u8>,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -319,10 +331,24 @@ impl PolicyEngine {
         settings: &super::PolicySettings,
     ) -> Result<Report, PolicyError> {
         settings.check_known(policies)?;
-        // Each object is encoded once; every policy then gets the ones of the kinds it reads.
+        // Each object is encoded once, in the forms the loaded modules read; every policy then
+        // gets the ones of the kinds it reads.
+        let json = policies.iter().any(|p| p.metadata.abi == JSON_INPUT_ABI);
+        let packed = policies.iter().any(|p| p.metadata.abi != JSON_INPUT_ABI);
         let objects = crate::parallel::try_map(bundle.objects.iter().collect(), |o| {
-            let kind = o.object.get("kind").and_then(Value::as_str).unwrap_or("");
-            serde_json::value::to_raw_value(&o.object).map(|raw| (kind, raw))
+            let mut encoded = EncodedObject {
+                kind: o.object.get("kind").and_then(Value::as_str).unwrap_or(""),
+                json: None,
+                packed: Vec::new(),
+            };
+            if json {
+                encoded.json =
+                    Some(serde_json::value::to_raw_value(&o.object).map_err(|e| e.to_string())?);
+            }
+            if packed {
+                packed::encode(&o.object, &mut encoded.packed).map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(encoded)
         })
         .map_err(|e| {
             PolicyError::new(
@@ -376,20 +402,27 @@ impl PolicyEngine {
     fn evaluate_one(
         &self,
         policy: &Policy,
-        objects: &[(&str, Box<RawValue>)],
+        objects: &[EncodedObject<'_>],
         settings: &Value,
     ) -> Result<(Vec<Finding>, PolicyRun), PolicyError> {
         let label = &policy.label;
         let start = Instant::now();
         let objects = objects_for(&policy.metadata.kinds, objects);
         let sent = objects.len();
-        let input = Input {
-            abi: policy.metadata.abi,
-            objects,
-            settings,
-        };
-        let input = serde_json::to_vec(&input)
-            .map_err(|e| PolicyError::new(label, PolicyErrorKind::Settings, e.to_string()))?;
+        let abi = policy.metadata.abi;
+        let input = if abi == JSON_INPUT_ABI {
+            let objects: Vec<_> = objects.iter().filter_map(|o| o.json.as_deref()).collect();
+            serde_json::to_vec(&Input {
+                abi,
+                objects,
+                settings,
+            })
+            .map_err(|e| e.to_string())
+        } else {
+            let objects: Vec<&[u8]> = objects.iter().map(|o| o.packed.as_slice()).collect();
+            packed::input(abi, &objects, settings).map_err(|e| e.to_string())
+        }
+        .map_err(|e| PolicyError::new(label, PolicyErrorKind::Settings, e))?;
         // Settings are validated first, in the instance that then evaluates: one instance per
         // policy and run, sized (fuel, deadline, memory) for the bundle.
         let mut call = self.instantiate(label, &policy.module, input.len())?;
@@ -414,11 +447,13 @@ fn encode_settings(policy: &Policy, settings: &Value) -> Result<Vec<u8>, PolicyE
 }
 
 /// The objects of the given kinds (all of them when `kinds` is empty), in bundle order.
-fn objects_for<'a>(kinds: &[String], objects: &'a [(&str, Box<RawValue>)]) -> Vec<&'a RawValue> {
+fn objects_for<'a, 'b>(
+    kinds: &[String],
+    objects: &'a [EncodedObject<'b>],
+) -> Vec<&'a EncodedObject<'b>> {
     objects
         .iter()
-        .filter(|(kind, _)| kinds.is_empty() || kinds.iter().any(|k| k == kind))
-        .map(|(_, raw)| raw.as_ref())
+        .filter(|o| kinds.is_empty() || kinds.iter().any(|k| k == o.kind))
         .collect()
 }
 
@@ -428,17 +463,20 @@ mod tests {
 
     #[test]
     fn a_policy_gets_the_objects_of_the_kinds_it_declares_in_bundle_order() {
-        let objects: Vec<(&str, Box<RawValue>)> =
-            ["ConfigMap", "Service", "StatefulSet", "ConfigMap"]
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (*k, RawValue::from_string(format!("{i}")).unwrap()))
-                .collect();
+        let objects: Vec<EncodedObject> = ["ConfigMap", "Service", "StatefulSet", "ConfigMap"]
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| EncodedObject {
+                kind,
+                json: Some(RawValue::from_string(format!("{i}")).unwrap()),
+                packed: Vec::new(),
+            })
+            .collect();
         let sent = |kinds: &[&str]| {
             let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
             objects_for(&kinds, &objects)
                 .iter()
-                .map(|r| r.get().to_string())
+                .map(|o| o.json.as_ref().unwrap().get().to_string())
                 .collect::<Vec<_>>()
         };
         assert_eq!(sent(&[]), ["0", "1", "2", "3"]);

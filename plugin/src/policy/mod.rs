@@ -33,8 +33,9 @@ use crate::input::Location;
 
 pub use kr_policy_abi::{Metadata, ObjectRef, RuleInfo, Severity};
 
-/// The ABI versions this host speaks.
-pub const SUPPORTED_ABI: &[i32] = &[kr_policy_abi::ABI_VERSION];
+/// The ABI versions this host speaks: 1 sends a module its input as JSON text, 2 (the SDK's
+/// since it exists) packed ([`kr_policy_abi::packed`]), which the module reads in place.
+pub const SUPPORTED_ABI: &[i32] = &[1, kr_policy_abi::ABI_VERSION];
 
 /// Where a module's native code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,9 +15,14 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-/// A module that implements the whole ABI; `evaluate` is the body of `kr_evaluate`
+/// A module that implements the whole ABI (version 1); `evaluate` is the body of `kr_evaluate`
 /// (params $ptr $len, result i64). The findings JSON `output` is at offset 8192.
 fn module(evaluate: &str, output: &str, extra: &str) -> Vec<u8> {
+    module_with(METADATA, evaluate, output, extra)
+}
+
+/// [`module`] with other metadata.
+fn module_with(metadata: &str, evaluate: &str, output: &str, extra: &str) -> Vec<u8> {
     let wat = format!(
         r#"(module
   {extra}
@@ -40,8 +45,8 @@ fn module(evaluate: &str, output: &str, extra: &str) -> Vec<u8> {
   (func $recurse (param i32) (result i32) (call $recurse (i32.add (local.get 0) (i32.const 1))))
   (func (export "kr_evaluate") (param $ptr i32) (param $len i32) (result i64)
     {evaluate}))"#,
-        meta = escape(METADATA),
-        meta_len = METADATA.len(),
+        meta = escape(metadata),
+        meta_len = metadata.len(),
         ok = escape(OK),
         ok_len = OK.len(),
         out = escape(output),
@@ -256,9 +261,46 @@ fn wrong_export_signature_is_named() {
 
 #[test]
 fn wrong_abi_version_is_refused() {
-    let err = run("abi2.wasm", &bare(r#"(memory (export "memory") 1)"#, 2));
+    let err = run("abi3.wasm", &bare(r#"(memory (export "memory") 1)"#, 3));
     assert_eq!(err.kind, PolicyErrorKind::Abi, "{err}");
-    assert!(err.message.contains("version 2"), "{err}");
+    assert!(err.message.contains("version 3"), "{err}");
+}
+
+/// ABI 1 modules (built before the packed input) still run: they get their input as JSON text.
+/// (ABI 2's packed input is what every built-in policy and `abi-echo` read: policy_abi.rs.)
+#[test]
+fn an_abi_1_module_gets_its_input_as_json_text() {
+    let not_json = r#"{"error":"the input is not JSON text"}"#;
+    // Findings when the input's first byte is `{`, else the error at 12288.
+    let evaluate = format!(
+        r#"(if (result i64) (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 123))
+             (then (call $pack (i32.const 8192) (i32.const 15)))
+             (else (call $pack (i32.const 12288) (i32.const {}))))"#,
+        not_json.len()
+    );
+    let wasm = module(
+        &evaluate,
+        r#"{"findings":[]}"#,
+        &format!(r#"(data (i32.const 12288) "{}")"#, escape(not_json)),
+    );
+    let engine = engine();
+    let policy = engine.load("abi1.wasm", &wasm).expect("loads");
+    assert_eq!(policy.metadata.abi, 1);
+    let report = engine
+        .evaluate(&bundle(), &[policy], &PolicySettings::default())
+        .expect("an ABI 1 module gets JSON text");
+    assert!(report.findings.is_empty());
+}
+
+#[test]
+fn kinds_must_be_written_as_kubernetes_writes_them() {
+    let meta = r#"{"abi":1,"name":"wat-policy","version":"0.0.1","rules":[{"id":"wat-rule","severity":"deny"}],"kinds":["statefulset"]}"#;
+    let wasm = module_with(meta, "(i64.const 0)", "", "");
+    let err = engine()
+        .load("lowercase-kinds.wasm", &wasm)
+        .expect_err("a kind that matches nothing is refused");
+    assert_eq!(err.kind, PolicyErrorKind::Output, "{err}");
+    assert!(err.message.contains("statefulset"), "{err}");
 }
 
 #[test]

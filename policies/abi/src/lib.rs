@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+pub mod packed;
 pub mod quantity;
 
 use alloc::string::String;
@@ -20,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The ABI version this crate describes: what `kr_abi_version` returns and `Metadata::abi` says.
-pub const ABI_VERSION: i32 = 1;
+/// Version 2 sends [`Input`] packed ([`packed`]); version 1, its only difference, sent it as JSON
+/// text, which a module spent nearly all its time parsing.
+pub const ABI_VERSION: i32 = 2;
 
 /// The exports a module has, with their wasm signatures (`i32` pointers and lengths; results
 /// packed as `(ptr << 32) | len` of a JSON document in the module's memory).
@@ -106,7 +109,17 @@ pub struct ObjectRef {
 impl ObjectRef {
     /// The reference to `object` (a Kubernetes object as JSON); missing fields are empty.
     pub fn of(object: &Value) -> ObjectRef {
-        let s = |p: &str| object.pointer(p).and_then(Value::as_str).map(String::from);
+        ObjectRef::from_fields(|p| object.pointer(p).and_then(Value::as_str))
+    }
+
+    /// The reference to a packed object (what a module reads, [`packed`]).
+    pub fn of_packed(object: packed::Node<'_>) -> ObjectRef {
+        ObjectRef::from_fields(|p| object.pointer(p).and_then(packed::Node::as_str))
+    }
+
+    /// From the string at each JSON pointer.
+    fn from_fields<'a>(field: impl Fn(&str) -> Option<&'a str>) -> ObjectRef {
+        let s = |p: &str| field(p).map(String::from);
         ObjectRef {
             api_version: s("/apiVersion").unwrap_or_default(),
             kind: s("/kind").unwrap_or_default(),
@@ -146,8 +159,9 @@ pub struct Finding {
 }
 
 /// What `kr_evaluate` receives: the rendered bundle (the objects of the kinds the module's
-/// [`Metadata::kinds`] names, or all of them) and the module's settings. The host
-/// sends the objects pre-encoded, the guest reads them as values: hence the type parameters.
+/// [`Metadata::kinds`] names, or all of them) and the module's settings. As JSON text for an
+/// ABI 1 module (the host sends the objects pre-encoded: hence the type parameters); packed
+/// ([`packed::input`]) from ABI 2 on.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Input<Objects = Vec<Value>, Settings = Value> {
     pub abi: i32,

@@ -57,15 +57,15 @@ fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
             for c in &redis {
                 for (want, number) in [("client", s.client_port), ("gossip", s.gossip_port)] {
                     let ports = c.ports();
-                    match ports.iter().position(|p| p.get("containerPort").and_then(Value::as_i64) == Some(number)) {
+                    match ports.iter().enumerate().find(|(_, p)| p.get("containerPort").and_then(Value::as_i64) == Some(number)) {
                         None => out.push(
                             PORTS
                                 .finding(w.object, c.pointer("/ports"), format!("container `{}` does not expose port {number} (`{want}`)", c.name()))
                                 .with_fix(vec![json!({"op": "add", "path": c.pointer(if ports.is_empty() { "/ports" } else { "/ports/-" }),
                                     "value": if ports.is_empty() { json!([{"name": want, "containerPort": number}]) } else { json!({"name": want, "containerPort": number}) }})]),
                         ),
-                        Some(i) if str_at(&ports[i], "/name") != want => {
-                            let op = if ports[i].get("name").is_some() { "replace" } else { "add" };
+                        Some((i, p)) if str_at(p, "/name") != want => {
+                            let op = if p.get("name").is_some() { "replace" } else { "add" };
                             out.push(
                                 PORTS
                                     .finding(w.object, c.pointer(&format!("/ports/{i}/name")), format!("container port {number} must be named `{want}`"))
@@ -84,14 +84,15 @@ fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
             // Every Service port must land on a port some container of the workload listens on.
             for (i, p) in ports.iter().enumerate() {
                 let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
-                let target = p.get("targetPort").cloned().unwrap_or(json!(port));
-                let reached = containers
-                    .iter()
-                    .flat_map(|c| c.ports())
-                    .any(|cp| match &target {
-                        Value::String(name) => str_at(cp, "/name") == name,
-                        t => cp.get("containerPort") == Some(t),
-                    });
+                let target = p.get("targetPort").map_or(json!(port), |t| t.to_value());
+                let reached =
+                    containers
+                        .iter()
+                        .flat_map(|c| c.ports())
+                        .any(|cp| match target.as_str() {
+                            Some(name) => str_at(cp, "/name") == name,
+                            None => cp.get("containerPort").is_some_and(|n| n == target),
+                        });
                 if !reached {
                     out.push(PORTS.finding(
                         svc,
@@ -106,16 +107,15 @@ fn evaluate(input: &Input, s: &Settings) -> Vec<Finding> {
             }
             if cluster {
                 for (want, number) in [("client", s.client_port), ("gossip", s.gossip_port)] {
-                    match ports.iter().position(|p| str_at(p, "/name") == want) {
+                    match ports.iter().enumerate().find(|(_, p)| str_at(*p, "/name") == want) {
                         None => out.push(
                             PORTS
                                 .finding(svc, "/spec/ports", format!("Service does not expose `{want}` ({number})"))
                                 .with_fix(vec![json!({"op": "add", "path": "/spec/ports/-", "value": {"name": want, "port": number, "targetPort": number}})]),
                         ),
-                        Some(i) => {
-                            let p = &ports[i];
+                        Some((i, p)) => {
                             let port = p.get("port").and_then(Value::as_i64);
-                            let target = p.get("targetPort").cloned().unwrap_or(json!(port));
+                            let target = p.get("targetPort").map_or(json!(port), |t| t.to_value());
                             if port != Some(number) {
                                 out.push(PORTS.finding(svc, format!("/spec/ports/{i}/port"), format!("Service port `{want}` must be {number}")));
                             }

@@ -76,17 +76,6 @@ fn declared_kinds(kinds: &[&[&str]]) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn declared_kinds_keep_order_without_repeats() {
-        let kinds =
-            super::declared_kinds(&[crate::k8s::CLUSTER_MODE_KINDS, &["Service", "ConfigMap"]]);
-        assert_eq!(kinds, ["StatefulSet", "ConfigMap", "Service"]);
-        assert!(super::declared_kinds(&[]).is_empty());
-    }
-}
-
 fn parse_settings<S: PolicySettings>(settings: &Value) -> Result<S, String> {
     let settings = if settings.is_null() {
         json!({})
@@ -112,16 +101,16 @@ pub fn evaluate<S: PolicySettings>(
     ptr: u32,
     len: u32,
     rules: &[Rule],
-    f: fn(&Input, &S) -> Vec<Finding>,
+    f: fn(&Input<'_>, &S) -> Vec<Finding>,
 ) -> u64 {
     install_panic_hook();
     // SAFETY: the host filled a buffer it got from `kr_alloc(len)`.
     let bytes = unsafe { take(ptr, len) };
-    let input: Input = match serde_json::from_slice(&bytes) {
+    // Read in place: the objects stay in `bytes`, and a rule reads only what it looks at.
+    let input = match Input::from_packed(&bytes) {
         Ok(input) => input,
-        Err(e) => return emit(&Output::Error(format!("input is not a bundle: {e}"))),
+        Err(e) => return emit(&Output::Error(format!("input is not a packed bundle: {e}"))),
     };
-    drop(bytes);
     if input.abi != crate::ABI_VERSION {
         return emit(&Output::Error(format!(
             "input is ABI {}, module speaks {}",
@@ -138,4 +127,15 @@ pub fn evaluate<S: PolicySettings>(
         .iter()
         .all(|f| rules.iter().any(|r| r.id == f.rule)));
     emit(&Output::Findings(findings))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn declared_kinds_keep_order_without_repeats() {
+        let kinds =
+            super::declared_kinds(&[crate::k8s::CLUSTER_MODE_KINDS, &["Service", "ConfigMap"]]);
+        assert_eq!(kinds, ["StatefulSet", "ConfigMap", "Service"]);
+        assert!(super::declared_kinds(&[]).is_empty());
+    }
 }

@@ -7,10 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
-
 use crate::k8s::{kind, name, str_at, string_map, Workload};
-use crate::Input;
+use crate::{Input, Value};
 
 type Labels = Vec<(String, String)>;
 
@@ -42,10 +40,10 @@ fn contains_all(labels: &[(String, String)], selector: &[(&str, &str)]) -> bool 
 }
 
 impl Index {
-    pub fn build(objects: &[Value]) -> Index {
+    pub fn build(objects: &[Value<'_>]) -> Index {
         let mut ix = Index::default();
         let mut selectors: Vec<(usize, Vec<(&str, &str)>)> = Vec::new();
-        for (i, o) in objects.iter().enumerate() {
+        for (i, &o) in objects.iter().enumerate() {
             let k = kind(o);
             ix.objects
                 .entry(k.to_string())
@@ -125,41 +123,41 @@ impl IndexedWorkload<'_> {
     }
 }
 
-impl Input {
+impl<'a> Input<'a> {
     /// The index over `objects`, built on first use.
     pub fn index(&self) -> &Index {
         self.index.get_or_init(|| Index::build(&self.objects))
     }
 
     /// The first object with this kind, namespace ("" when unset) and name.
-    pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
+    pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value<'a>> {
         self.index()
             .objects
             .get(kind)
             .and_then(|m| m.get(namespace))
             .and_then(|m| m.get(name))
-            .map(|&i| &self.objects[i])
+            .map(|&i| self.objects[i])
     }
 
     /// The first ConfigMap with this namespace ("" when unset) and name.
-    pub fn config_map(&self, namespace: &str, name: &str) -> Option<&Value> {
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<Value<'a>> {
         self.object("ConfigMap", namespace, name)
     }
 
     /// Every Service, in bundle order.
-    pub fn services(&self) -> impl Iterator<Item = &Value> {
-        self.index().services.iter().map(|&i| &self.objects[i])
+    pub fn services(&self) -> impl Iterator<Item = Value<'a>> + '_ {
+        self.index().services.iter().map(|&i| self.objects[i])
     }
 
     /// The Services of a namespace ("" when unset), in bundle order.
-    pub fn services_in(&self, namespace: &str) -> impl Iterator<Item = &Value> {
+    pub fn services_in(&self, namespace: &str) -> impl Iterator<Item = Value<'a>> + '_ {
         self.index()
             .services_by_namespace
             .get(namespace)
             .map(Vec::as_slice)
             .unwrap_or(&[])
             .iter()
-            .map(|&i| &self.objects[i])
+            .map(|&i| self.objects[i])
     }
 
     /// Whether a Service of this name (in any namespace) is in the bundle.
@@ -169,7 +167,7 @@ impl Input {
 
     /// Services (any namespace) with a non-empty selector whose every pair is among `labels`, in
     /// bundle order.
-    pub fn services_selecting(&self, labels: &[(&str, &str)]) -> Vec<&Value> {
+    pub fn services_selecting(&self, labels: &[(&str, &str)]) -> Vec<Value<'a>> {
         let ix = self.index();
         let mut found: Vec<usize> = labels
             .iter()
@@ -177,14 +175,14 @@ impl Input {
             .flatten()
             .copied()
             .filter(|&i| {
-                string_map(&self.objects[i], "/spec/selector")
+                string_map(self.objects[i], "/spec/selector")
                     .iter()
                     .all(|kv| labels.contains(kv))
             })
             .collect();
         found.sort_unstable();
         found.dedup();
-        found.into_iter().map(|i| &self.objects[i]).collect()
+        found.into_iter().map(|i| self.objects[i]).collect()
     }
 
     /// Every workload with its pod template labels, in bundle order (as `workloads()`).
@@ -194,7 +192,7 @@ impl Input {
             .iter()
             .zip(&ix.workload_labels)
             .filter_map(|(&i, labels)| {
-                Workload::of(&self.objects[i]).map(|workload| IndexedWorkload {
+                Workload::of(self.objects[i]).map(|workload| IndexedWorkload {
                     workload,
                     labels: labels.as_slice(),
                 })
@@ -203,10 +201,10 @@ impl Input {
 
     /// Workloads whose pod template labels include every pair of a non-empty `selector`, in
     /// bundle order (empty for an empty selector).
-    pub fn workloads_selected_by<'a: 's, 's>(
-        &'a self,
+    pub fn workloads_selected_by<'i: 's, 's>(
+        &'i self,
         selector: &'s [(&'s str, &'s str)],
-    ) -> impl Iterator<Item = IndexedWorkload<'a>> + 's {
+    ) -> impl Iterator<Item = IndexedWorkload<'i>> + 's {
         let ix = self.index();
         let candidates = selector
             .iter()
@@ -218,7 +216,7 @@ impl Input {
             if !contains_all(labels, selector) {
                 return None;
             }
-            Workload::of(&self.objects[ix.workloads[p]])
+            Workload::of(self.objects[ix.workloads[p]])
                 .map(|workload| IndexedWorkload { workload, labels })
         })
     }
@@ -229,11 +227,9 @@ mod tests {
     use super::*;
     use crate::json;
 
-    fn input(objects: Vec<Value>) -> Input {
-        serde_json::from_value(json!({ "abi": 1, "objects": objects })).unwrap()
-    }
+    type Json = serde_json::Value;
 
-    fn sts(name: &str, ns: Option<&str>, labels: Value) -> Value {
+    fn sts(name: &str, ns: Option<&str>, labels: Json) -> Json {
         let mut o = json!({
             "apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {"name": name},
@@ -245,7 +241,7 @@ mod tests {
         o
     }
 
-    fn svc(name: &str, ns: Option<&str>, selector: Value) -> Value {
+    fn svc(name: &str, ns: Option<&str>, selector: Json) -> Json {
         let mut o = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name}, "spec": {"selector": selector},
@@ -265,32 +261,36 @@ mod tests {
             }
             o
         };
-        let input = input(vec![
-            cm("conf", None, "first"),
-            cm("conf", None, "second"),
-            cm("conf", Some("prod"), "prod"),
-            sts("redis", None, json!({"app": "redis", "tier": "db"})),
-            sts("web", Some("prod"), json!({"app": "web", "n": 1})),
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {}}, "spec": {"containers": []}}),
-            svc("all-redis", None, json!({"app": "redis"})),
-            svc("db", Some("prod"), json!({"tier": "db", "app": "redis"})),
-            svc("none", None, json!({"app": "redis", "tier": "cache"})),
-            svc("empty", None, json!({})),
-            svc("web", Some("prod"), json!({"app": "web"})),
-        ]);
+        let packed = crate::pack_input(
+            &[
+                cm("conf", None, "first"),
+                cm("conf", None, "second"),
+                cm("conf", Some("prod"), "prod"),
+                sts("redis", None, json!({"app": "redis", "tier": "db"})),
+                sts("web", Some("prod"), json!({"app": "web", "n": 1})),
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {}}, "spec": {"containers": []}}),
+                svc("all-redis", None, json!({"app": "redis"})),
+                svc("db", Some("prod"), json!({"tier": "db", "app": "redis"})),
+                svc("none", None, json!({"app": "redis", "tier": "cache"})),
+                svc("empty", None, json!({})),
+                svc("web", Some("prod"), json!({"app": "web"})),
+            ],
+            &Json::Null,
+        );
+        let input = Input::from_packed(&packed).unwrap();
 
         // First object wins; a missing namespace is "".
-        let tag = |o: Option<&Value>| o.map(|o| str_at(o, "/data/tag").to_string());
+        let tag = |o: Option<Value>| o.map(|o| str_at(o, "/data/tag").to_string());
         assert_eq!(tag(input.config_map("", "conf")), Some("first".into()));
         assert_eq!(tag(input.config_map("prod", "conf")), Some("prod".into()));
-        assert_eq!(input.config_map("dev", "conf"), None);
+        assert!(input.config_map("dev", "conf").is_none());
         assert_eq!(
             input.object("StatefulSet", "prod", "web").map(name),
             Some("web")
         );
-        assert_eq!(input.object("Service", "prod", "redis"), None);
+        assert!(input.object("Service", "prod", "redis").is_none());
 
-        let names = |v: Vec<&Value>| {
+        let names = |v: Vec<Value>| {
             v.into_iter()
                 .map(|o| name(o).to_string())
                 .collect::<Vec<_>>()
@@ -314,14 +314,14 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
             assert_eq!(w.labels, labels_owned.as_slice());
-            let scan: Vec<&Value> = input
+            let scan: Vec<Value> = input
                 .of_kind("Service")
                 .filter(|s| {
-                    let sel = string_map(s, "/spec/selector");
+                    let sel = string_map(*s, "/spec/selector");
                     !sel.is_empty() && sel.iter().all(|kv| labels.contains(kv))
                 })
                 .collect();
-            assert_eq!(input.services_selecting(&labels), scan);
+            assert_eq!(names(input.services_selecting(&labels)), names(scan));
         }
         let redis = input.indexed_workloads().next().unwrap();
         assert_eq!(

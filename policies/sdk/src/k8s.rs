@@ -1,8 +1,7 @@
 //! Read-only helpers over plain Kubernetes objects (as JSON), so that rules stay short.
 
-use serde_json::Value;
-
-use crate::Input;
+use crate::packed::Array;
+use crate::{Input, Value};
 
 /// Annotations the plugin puts on a rendered RedisCluster StatefulSet.
 pub use kr_policy_abi::annotations::{
@@ -23,17 +22,17 @@ pub const WORKLOAD_KINDS: &[&str] = &[
 /// The kinds [`Input::cluster_mode`] reads: a module that calls it declares them.
 pub const CLUSTER_MODE_KINDS: &[&str] = &["StatefulSet", "ConfigMap"];
 
-pub fn kind(o: &Value) -> &str {
+pub fn kind(o: Value<'_>) -> &str {
     o.get("kind").and_then(Value::as_str).unwrap_or("")
 }
 
-pub fn name(o: &Value) -> &str {
+pub fn name(o: Value<'_>) -> &str {
     o.pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("")
 }
 
-pub fn annotation<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
+pub fn annotation<'a>(o: Value<'a>, key: &str) -> Option<&'a str> {
     o.pointer("/metadata/annotations")
         .and_then(|a| a.get(key))
         .and_then(Value::as_str)
@@ -45,25 +44,24 @@ pub fn escape(segment: &str) -> String {
 }
 
 /// A string field, or "".
-pub fn str_at<'a>(o: &'a Value, pointer: &str) -> &'a str {
+pub fn str_at<'a>(o: Value<'a>, pointer: &str) -> &'a str {
     o.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-/// An array field, or an empty slice.
-pub fn array_at<'a>(o: &'a Value, pointer: &str) -> &'a [Value] {
+/// An array field, or an empty array.
+pub fn array_at<'a>(o: Value<'a>, pointer: &str) -> Array<'a> {
     o.pointer(pointer)
         .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+        .unwrap_or_default()
 }
 
 /// Labels as (key, value) pairs of a map at `pointer`.
-pub fn string_map<'a>(o: &'a Value, pointer: &str) -> Vec<(&'a str, &'a str)> {
+pub fn string_map<'a>(o: Value<'a>, pointer: &str) -> Vec<(&'a str, &'a str)> {
     o.pointer(pointer)
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
+                .filter_map(|(k, v)| v.as_str().map(|v| (k, v)))
                 .collect()
         })
         .unwrap_or_default()
@@ -72,14 +70,14 @@ pub fn string_map<'a>(o: &'a Value, pointer: &str) -> Vec<(&'a str, &'a str)> {
 /// An object with a pod template: StatefulSet, Deployment, DaemonSet, ReplicaSet, Job, or a Pod.
 #[derive(Clone, Copy)]
 pub struct Workload<'a> {
-    pub object: &'a Value,
+    pub object: Value<'a>,
     /// Pointer to the pod template inside `object` ("/spec/template", or "" for a Pod).
     pub template_pointer: &'static str,
-    pub template: &'a Value,
+    pub template: Value<'a>,
 }
 
 impl<'a> Workload<'a> {
-    pub fn of(object: &'a Value) -> Option<Workload<'a>> {
+    pub fn of(object: Value<'a>) -> Option<Workload<'a>> {
         let template_pointer = match kind(object) {
             "StatefulSet" | "Deployment" | "DaemonSet" | "ReplicaSet" | "Job" => "/spec/template",
             "Pod" => "",
@@ -127,15 +125,15 @@ impl<'a> Workload<'a> {
             .collect()
     }
 
-    pub fn volumes(&self) -> &'a [Value] {
+    pub fn volumes(&self) -> Array<'a> {
         array_at(self.template, "/spec/volumes")
     }
 
-    pub fn volume(&self, name: &str) -> Option<(usize, &'a Value)> {
+    pub fn volume(&self, name: &str) -> Option<(usize, Value<'a>)> {
         self.volumes()
             .iter()
             .enumerate()
-            .find(|(_, v)| str_at(v, "/name") == name)
+            .find(|(_, v)| str_at(*v, "/name") == name)
     }
 
     pub fn pod_labels(&self) -> Vec<(&'a str, &'a str)> {
@@ -151,7 +149,7 @@ impl<'a> Workload<'a> {
     /// mount, `subPath` and `items`.
     pub fn config_map_file(
         &self,
-        input: &'a Input,
+        input: &Input<'a>,
         container: &Container<'a>,
         path: &str,
     ) -> Option<ConfigFile<'a>> {
@@ -174,7 +172,7 @@ impl<'a> Workload<'a> {
             let (i, item) = items
                 .iter()
                 .enumerate()
-                .find(|(_, it)| str_at(it, "/path") == in_volume)?;
+                .find(|(_, it)| str_at(*it, "/path") == in_volume)?;
             (str_at(item, "/key").to_string(), Some(i))
         };
         let config_map = input.config_map(str_at(self.object, "/metadata/namespace"), cm_name);
@@ -182,7 +180,7 @@ impl<'a> Workload<'a> {
             .and_then(|o| o.pointer(&format!("/data/{}", escape(&key))))
             .and_then(Value::as_str);
         let mode = item_index
-            .and_then(|i| items[i].get("mode"))
+            .and_then(|i| items.get(i)?.get("mode"))
             .or_else(|| cm.get("defaultMode"))
             .and_then(Value::as_i64);
         Some(ConfigFile {
@@ -194,7 +192,7 @@ impl<'a> Workload<'a> {
             volume_index,
             item_index,
             mode_pointer: match item_index {
-                Some(i) if items[i].get("mode").is_some() => {
+                Some(i) if items.get(i).and_then(|it| it.get("mode")).is_some() => {
                     self.pod_pointer(&format!("/volumes/{volume_index}/configMap/items/{i}/mode"))
                 }
                 _ => self.pod_pointer(&format!("/volumes/{volume_index}/configMap/defaultMode")),
@@ -203,7 +201,7 @@ impl<'a> Workload<'a> {
     }
 
     /// The redis.conf a redis-server container is started with, if it comes from a ConfigMap.
-    pub fn redis_conf(&self, input: &'a Input) -> Option<(Container<'a>, ConfigFile<'a>)> {
+    pub fn redis_conf(&self, input: &Input<'a>) -> Option<(Container<'a>, ConfigFile<'a>)> {
         for c in self.main_containers() {
             if !c.runs_redis() {
                 continue;
@@ -229,7 +227,7 @@ impl<'a> Workload<'a> {
 pub struct ConfigFile<'a> {
     pub config_map_name: &'a str,
     /// The ConfigMap, when it is part of the bundle.
-    pub config_map: Option<&'a Value>,
+    pub config_map: Option<Value<'a>>,
     pub key: String,
     pub text: Option<&'a str>,
     /// The file mode set by the volume (`items[].mode` or `defaultMode`); None means 0644.
@@ -242,7 +240,7 @@ pub struct ConfigFile<'a> {
 
 #[derive(Clone)]
 pub struct Container<'a> {
-    pub value: &'a Value,
+    pub value: Value<'a>,
     /// Pointer to the container inside its workload object.
     pub pointer: String,
 }
@@ -279,19 +277,19 @@ impl<'a> Container<'a> {
                 == Some("redis")
     }
 
-    pub fn env(&self, name: &str) -> Option<(usize, &'a Value)> {
+    pub fn env(&self, name: &str) -> Option<(usize, Value<'a>)> {
         array_at(self.value, "/env")
             .iter()
             .enumerate()
-            .find(|(_, e)| str_at(e, "/name") == name)
+            .find(|(_, e)| str_at(*e, "/name") == name)
     }
 
-    pub fn ports(&self) -> &'a [Value] {
+    pub fn ports(&self) -> Array<'a> {
         array_at(self.value, "/ports")
     }
 
     /// The volume mount whose mountPath contains `path`, and the rest of the path below it.
-    pub fn mount_for<'p>(&self, path: &'p str) -> Option<(&'a Value, &'p str)> {
+    pub fn mount_for<'p>(&self, path: &'p str) -> Option<(Value<'a>, &'p str)> {
         array_at(self.value, "/volumeMounts")
             .iter()
             .filter_map(|m| {
@@ -334,19 +332,20 @@ pub fn image_digest(image: &str) -> Option<&str> {
         .filter(|d| !d.is_empty())
 }
 
-impl Input {
-    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+impl<'a> Input<'a> {
+    pub fn of_kind<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = Value<'a>> + 's {
         self.objects
             .iter()
-            .filter(move |o| crate::k8s::kind(o) == kind)
+            .copied()
+            .filter(move |o| crate::k8s::kind(*o) == kind)
     }
 
-    pub fn workloads(&self) -> impl Iterator<Item = Workload<'_>> {
-        self.objects.iter().filter_map(Workload::of)
+    pub fn workloads(&self) -> impl Iterator<Item = Workload<'a>> + '_ {
+        self.objects.iter().copied().filter_map(Workload::of)
     }
 
     /// Workloads that run redis-server.
-    pub fn redis_workloads(&self) -> impl Iterator<Item = Workload<'_>> {
+    pub fn redis_workloads(&self) -> impl Iterator<Item = Workload<'a>> + '_ {
         self.workloads().filter(Workload::runs_redis)
     }
 
@@ -360,13 +359,24 @@ impl Input {
                     .and_then(Value::as_object)
                     .is_some_and(|data| {
                         data.values().filter_map(Value::as_str).any(|text| {
-                            crate::redis_conf::parse(text)
-                                .iter()
-                                .any(|d| d.name == "cluster-enabled" && d.arg(0) == Some("yes"))
+                            // Most ConfigMaps never name the directive: skip parsing those.
+                            mentions_cluster_enabled(text)
+                                && crate::redis_conf::parse(text)
+                                    .iter()
+                                    .any(|d| d.name == "cluster-enabled" && d.arg(0) == Some("yes"))
                         })
                     })
             })
     }
+}
+
+/// Whether `text` has `cluster-enabled` anywhere, in any case (Redis reads directive names
+/// case-insensitively): a cheap test before parsing a file as redis.conf.
+fn mentions_cluster_enabled(text: &str) -> bool {
+    const NAME: &[u8] = b"cluster-enabled";
+    text.as_bytes()
+        .windows(NAME.len())
+        .any(|w| w.eq_ignore_ascii_case(NAME))
 }
 
 #[cfg(test)]
@@ -377,14 +387,40 @@ mod tests {
     fn workload_kinds_are_the_kinds_with_a_pod_template() {
         for k in WORKLOAD_KINDS {
             let template = if *k == "Pod" {
-                serde_json::json!({"kind": k, "spec": {}})
+                crate::pack(&serde_json::json!({"kind": k, "spec": {}}))
             } else {
-                serde_json::json!({"kind": k, "spec": {"template": {}}})
+                crate::pack(&serde_json::json!({"kind": k, "spec": {"template": {}}}))
             };
-            assert!(Workload::of(&template).is_some(), "{k}");
+            assert!(
+                Workload::of(Value::root(&template).unwrap()).is_some(),
+                "{k}"
+            );
         }
-        let other = serde_json::json!({"kind": "CronJob", "spec": {"template": {}}});
-        assert!(Workload::of(&other).is_none());
+        let other = crate::pack(&serde_json::json!({"kind": "CronJob", "spec": {"template": {}}}));
+        assert!(Workload::of(Value::root(&other).unwrap()).is_none());
+    }
+
+    #[test]
+    fn cluster_mode_reads_redis_conf_in_any_case() {
+        let bundle = |conf: &str| {
+            crate::pack_input(
+                &[
+                    serde_json::json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"redis.conf": conf}}),
+                ],
+                &serde_json::Value::Null,
+            )
+        };
+        for (conf, cluster) in [
+            ("appendonly yes\ncluster-enabled yes\n", true),
+            ("CLUSTER-Enabled yes\n", true),
+            ("cluster-enabled no\n", false),
+            ("# cluster-enabled yes\n", false),
+            ("appendonly yes\n", false),
+        ] {
+            let packed = bundle(conf);
+            let input = Input::from_packed(&packed).unwrap();
+            assert_eq!(input.cluster_mode(), cluster, "{conf:?}");
+        }
     }
 
     #[test]

@@ -37,10 +37,14 @@ pub mod quantity;
 pub mod redis_conf;
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::Value;
 
+pub use kr_policy_abi::packed;
 pub use serde_json::json;
+
+/// A JSON value of the input, read in place: the host sends the bundle packed
+/// ([`kr_policy_abi::packed`]), and a rule reads only the fields it looks at, with nothing parsed
+/// or copied. `Copy`, so helpers take and return it by value.
+pub type Value<'a> = packed::Node<'a>;
 
 /// Every module built with the SDK allocates with [`bump::Bump`]: the host gives each call a
 /// fresh instance, so nothing needs to be reused, and parsing is most of a module's work.
@@ -55,9 +59,9 @@ pub mod prelude {
     pub use crate::k8s::{Container, Workload};
     pub use crate::{
         json, kr_policy, Finding, FindingExt, Input, ObjectRef, PolicySettings, Rule, Severity,
+        Value,
     };
     pub use serde::Deserialize;
-    pub use serde_json::Value;
 }
 
 /// A rule a policy declares in its metadata; every finding names one.
@@ -88,14 +92,14 @@ impl Rule {
     /// A finding of this rule at its declared severity.
     pub fn finding(
         &self,
-        object: &Value,
+        object: Value<'_>,
         path: impl Into<String>,
         message: impl Into<String>,
     ) -> Finding {
         Finding {
             rule: self.id.to_string(),
             severity: self.severity,
-            object: ObjectRef::of(object),
+            object: ObjectRef::of_packed(object),
             path: path.into(),
             message: message.into(),
             fix: None,
@@ -117,7 +121,7 @@ pub trait FindingExt {
     /// The same finding at another severity (a rule that warns in some bundles).
     fn with_severity(self, severity: Severity) -> Finding;
     /// The same finding with a fix: RFC 6902 JSON patch operations against its object.
-    fn with_fix(self, ops: Vec<Value>) -> Finding;
+    fn with_fix(self, ops: Vec<serde_json::Value>) -> Finding;
 }
 
 impl FindingExt for Finding {
@@ -126,33 +130,70 @@ impl FindingExt for Finding {
         self
     }
 
-    fn with_fix(mut self, ops: Vec<Value>) -> Finding {
+    fn with_fix(mut self, ops: Vec<serde_json::Value>) -> Finding {
         self.fix = Some(ops);
         self
     }
 }
 
-/// What the host passes to `kr_evaluate` ([`kr_policy_abi::Input`]): the rendered bundle's
-/// objects of the kinds the policy declared (all of them when it declared none), in bundle order.
-#[derive(Debug, Deserialize)]
-#[serde(from = "kr_policy_abi::Input")]
-pub struct Input {
+/// What the host passes to `kr_evaluate` ([`kr_policy_abi::Input`], packed): the rendered
+/// bundle's objects of the kinds the policy declared (all of them when it declared none), in
+/// bundle order, read in place from the bytes the host sent.
+pub struct Input<'a> {
     pub abi: i32,
-    pub objects: Vec<Value>,
-    pub settings: Value,
+    pub objects: Vec<Value<'a>>,
+    pub settings: serde_json::Value,
     /// Lookups over `objects`, built on first use (see [`index::Index`]).
     index: std::cell::OnceCell<index::Index>,
 }
 
-impl From<kr_policy_abi::Input> for Input {
-    fn from(input: kr_policy_abi::Input) -> Input {
-        Input {
-            abi: input.abi,
-            objects: input.objects,
-            settings: input.settings,
+impl<'a> Input<'a> {
+    /// The input in `bytes`, a packed [`kr_policy_abi::Input`].
+    pub fn from_packed(bytes: &'a [u8]) -> Result<Input<'a>, String> {
+        let root = Value::root(bytes).map_err(|e| e.to_string())?;
+        let abi = root
+            .get("abi")
+            .and_then(Value::as_i64)
+            .and_then(|v| i32::try_from(v).ok())
+            .ok_or("no `abi` version")?;
+        let objects = root
+            .get("objects")
+            .and_then(Value::as_array)
+            .ok_or("no `objects` array")?;
+        Ok(Input {
+            abi,
+            objects: objects.iter().collect(),
+            settings: root
+                .get("settings")
+                .map_or(serde_json::Value::Null, |s| s.to_value()),
             index: std::cell::OnceCell::new(),
-        }
+        })
     }
+}
+
+impl std::fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input")
+            .field("abi", &self.abi)
+            .field("objects", &self.objects)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// The packed form of an input of `objects` (for tests, which write their bundles as JSON).
+pub fn pack_input(objects: &[serde_json::Value], settings: &serde_json::Value) -> Vec<u8> {
+    let objects: Vec<Vec<u8>> = objects.iter().map(pack).collect();
+    let objects: Vec<&[u8]> = objects.iter().map(Vec::as_slice).collect();
+    kr_policy_abi::packed::input(ABI_VERSION, &objects, settings)
+        .expect("a test bundle fits the packed form")
+}
+
+/// The packed form of `value` (for tests).
+pub fn pack(value: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    kr_policy_abi::packed::encode(value, &mut out).expect("a test value fits the packed form");
+    out
 }
 
 /// A policy's settings: deserialized from the `--policy-settings` entry named after the policy
@@ -218,7 +259,7 @@ macro_rules! kr_policy {
             // Native builds (cargo check/test on the host) still type-check the evaluate function.
             #[cfg(not(target_arch = "wasm32"))]
             #[allow(dead_code)]
-            fn __kr_evaluate(input: &$crate::Input, settings: &$settings) -> Vec<$crate::Finding> {
+            fn __kr_evaluate(input: &$crate::Input<'_>, settings: &$settings) -> Vec<$crate::Finding> {
                 let _ = ($name, RULES, KINDS);
                 $evaluate(input, settings)
             }

@@ -27,7 +27,7 @@ kr_policy!(
     evaluate: evaluate,
 );
 
-fn selector_matches(selector: &Value, labels: &[(&str, &str)]) -> Result<(), String> {
+fn selector_matches(selector: Value<'_>, labels: &[(&str, &str)]) -> Result<(), String> {
     let get = |k: &str| labels.iter().find(|(lk, _)| *lk == k).map(|(_, v)| *v);
     for (k, v) in string_map(selector, "/matchLabels") {
         if get(k) != Some(v) {

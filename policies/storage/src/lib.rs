@@ -55,10 +55,10 @@ kr_policy!(
 );
 
 struct Volume<'a> {
-    object: &'a Value,
+    object: Value<'a>,
     /// Pointer to the object's `spec` (a claim template's spec, or the object's own).
     spec: String,
-    spec_value: &'a Value,
+    spec_value: Value<'a>,
     size_field: &'static str,
     what: String,
 }

@@ -30,7 +30,7 @@ fn evaluate(input: &Input, settings: &Settings) -> Vec<Finding> {
     input
         .objects
         .iter()
-        .map(|object| {
+        .map(|&object| {
             let annotation = |key: &str| {
                 object
                     .pointer(&format!("/metadata/annotations/{key}"))
@@ -48,7 +48,7 @@ fn evaluate(input: &Input, settings: &Settings) -> Vec<Finding> {
             });
             let message = format!(
                 "{} of {} objects, tag {:?}, size {}",
-                ObjectRef::of(object),
+                ObjectRef::of_packed(object),
                 input.objects.len(),
                 settings.tag,
                 size.as_deref().unwrap_or("-")
