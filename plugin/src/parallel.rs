@@ -25,6 +25,19 @@ where
     results.into_iter().collect()
 }
 
+/// `f` over every item, on all cores when there are many; results in input order.
+pub(crate) fn map<T, R, F>(items: Vec<T>, f: F) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> R + Sync + Send,
+{
+    match try_map(items, |item| Ok::<R, std::convert::Infallible>(f(item))) {
+        Ok(results) => results,
+        Err(never) => match never {},
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +51,10 @@ mod tests {
             // Items 1 and n-1 fail; the error is item 1's wherever the threads got first.
             let first = try_map(items, |i| if i == 1 || i == n - 1 { Err(i) } else { Ok(i) });
             assert_eq!(first, Err(1));
+            assert_eq!(
+                map((0..n).collect(), |i| i + 1),
+                (1..=n).collect::<Vec<_>>()
+            );
         }
     }
 }

@@ -16,7 +16,10 @@ pub(super) fn locate(report: &mut Report, bundle: &Bundle) {
         // The first object of a name wins, as a scan in bundle order would find it.
         index.entry(ObjectKey::of_value(&o.object)).or_insert(i);
     }
-    for f in &mut report.findings {
+    // On all cores: a finding's line may need its document's field lines, which are recorded
+    // (the document parsed again) on first use.
+    let findings = std::mem::take(&mut report.findings);
+    report.findings = crate::parallel::map(findings, |mut f| {
         if let Some(&i) = index.get(&ObjectKey::of_ref(&f.object)) {
             let o = &bundle.objects[i];
             f.location = Some(Location {
@@ -25,7 +28,8 @@ pub(super) fn locate(report: &mut Report, bundle: &Bundle) {
                 column: 1,
             });
         }
-    }
+        f
+    });
 }
 
 pub(super) fn serialize<S: serde::Serializer>(

@@ -10,55 +10,56 @@ use std::collections::{HashMap, HashSet};
 use crate::k8s::{kind, name, str_at, string_map, Workload};
 use crate::{Input, Value};
 
-type Labels = Vec<(String, String)>;
+/// Label pairs, borrowed from the input.
+type Labels<'a> = Vec<(&'a str, &'a str)>;
 
-/// Positions (into `Input::objects`) by key; see the module docs.
+/// Positions (into `Input::objects`) by key; see the module docs. Every key is borrowed from the
+/// input's packed bytes: building the index copies no string.
 #[derive(Debug, Default)]
-pub struct Index {
+pub struct Index<'a> {
     /// kind → namespace → name → first object.
-    objects: HashMap<String, HashMap<String, HashMap<String, usize>>>,
+    objects: HashMap<&'a str, HashMap<&'a str, HashMap<&'a str, usize>>>,
     /// Every Service, in bundle order.
     services: Vec<usize>,
     /// namespace → Services, in bundle order.
-    services_by_namespace: HashMap<String, Vec<usize>>,
-    service_names: HashSet<String>,
+    services_by_namespace: HashMap<&'a str, Vec<usize>>,
+    service_names: HashSet<&'a str>,
     /// Services with a non-empty selector, under one (key, value) pair of it: the pair the fewest
     /// workloads carry, so a workload only meets the Services that can select it.
-    services_by_selector: HashMap<String, HashMap<String, Vec<usize>>>,
+    services_by_selector: HashMap<&'a str, HashMap<&'a str, Vec<usize>>>,
     /// Every workload (object with a pod template), in bundle order.
     workloads: Vec<usize>,
     /// Pod template labels of `workloads[i]`.
-    workload_labels: Vec<Labels>,
+    workload_labels: Vec<Labels<'a>>,
     /// label key → value → positions in `workloads`, ascending.
-    workloads_by_label: HashMap<String, HashMap<String, Vec<usize>>>,
+    workloads_by_label: HashMap<&'a str, HashMap<&'a str, Vec<usize>>>,
 }
 
-fn contains_all(labels: &[(String, String)], selector: &[(&str, &str)]) -> bool {
-    selector
-        .iter()
-        .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+fn contains_all(labels: &[(&str, &str)], selector: &[(&str, &str)]) -> bool {
+    selector.iter().all(|pair| labels.contains(pair))
 }
 
-impl Index {
-    pub fn build(objects: &[Value<'_>]) -> Index {
+impl<'a> Index<'a> {
+    pub fn build(objects: &[Value<'a>]) -> Index<'a> {
         let mut ix = Index::default();
-        let mut selectors: Vec<(usize, Vec<(&str, &str)>)> = Vec::new();
+        let mut selectors: Vec<(usize, Labels<'a>)> = Vec::new();
         for (i, &o) in objects.iter().enumerate() {
             let k = kind(o);
+            let namespace = str_at(o, "/metadata/namespace");
             ix.objects
-                .entry(k.to_string())
+                .entry(k)
                 .or_default()
-                .entry(str_at(o, "/metadata/namespace").to_string())
+                .entry(namespace)
                 .or_default()
-                .entry(name(o).to_string())
+                .entry(name(o))
                 .or_insert(i);
             if k == "Service" {
                 ix.services.push(i);
                 ix.services_by_namespace
-                    .entry(str_at(o, "/metadata/namespace").to_string())
+                    .entry(namespace)
                     .or_default()
                     .push(i);
-                ix.service_names.insert(name(o).to_string());
+                ix.service_names.insert(name(o));
                 let selector = string_map(o, "/spec/selector");
                 if !selector.is_empty() {
                     selectors.push((i, selector));
@@ -66,16 +67,12 @@ impl Index {
             }
             if let Some(w) = Workload::of(o) {
                 let position = ix.workloads.len();
-                let labels: Labels = w
-                    .pod_labels()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                for (k, v) in &labels {
+                let labels = w.pod_labels();
+                for &(k, v) in &labels {
                     ix.workloads_by_label
-                        .entry(k.clone())
+                        .entry(k)
                         .or_default()
-                        .entry(v.clone())
+                        .entry(v)
                         .or_default()
                         .push(position);
                 }
@@ -90,9 +87,9 @@ impl Index {
                 .copied()
                 .expect("non-empty selector");
             ix.services_by_selector
-                .entry(k.to_string())
+                .entry(k)
                 .or_default()
-                .entry(v.to_string())
+                .entry(v)
                 .or_default()
                 .push(i);
         }
@@ -113,7 +110,7 @@ impl Index {
 pub struct IndexedWorkload<'a> {
     pub workload: Workload<'a>,
     /// Pod template labels (string values only, in key order), as `Workload::pod_labels`.
-    pub labels: &'a [(String, String)],
+    pub labels: &'a [(&'a str, &'a str)],
 }
 
 impl IndexedWorkload<'_> {
@@ -125,7 +122,7 @@ impl IndexedWorkload<'_> {
 
 impl<'a> Input<'a> {
     /// The index over `objects`, built on first use.
-    pub fn index(&self) -> &Index {
+    pub fn index(&self) -> &Index<'a> {
         self.index.get_or_init(|| Index::build(&self.objects))
     }
 
@@ -171,7 +168,7 @@ impl<'a> Input<'a> {
         let ix = self.index();
         let mut found: Vec<usize> = labels
             .iter()
-            .filter_map(|(k, v)| ix.services_by_selector.get(*k).and_then(|m| m.get(*v)))
+            .filter_map(|(k, v)| ix.services_by_selector.get(k).and_then(|m| m.get(v)))
             .flatten()
             .copied()
             .filter(|&i| {
@@ -186,7 +183,7 @@ impl<'a> Input<'a> {
     }
 
     /// Every workload with its pod template labels, in bundle order (as `workloads()`).
-    pub fn indexed_workloads(&self) -> impl Iterator<Item = IndexedWorkload<'_>> {
+    pub fn indexed_workloads(&self) -> impl Iterator<Item = IndexedWorkload<'_>> + use<'_, 'a> {
         let ix = self.index();
         ix.workloads
             .iter()
@@ -204,7 +201,7 @@ impl<'a> Input<'a> {
     pub fn workloads_selected_by<'i: 's, 's>(
         &'i self,
         selector: &'s [(&'s str, &'s str)],
-    ) -> impl Iterator<Item = IndexedWorkload<'i>> + 's {
+    ) -> impl Iterator<Item = IndexedWorkload<'i>> + use<'i, 's, 'a> {
         let ix = self.index();
         let candidates = selector
             .iter()
@@ -309,11 +306,7 @@ mod tests {
         // Services selecting a workload: the same answer (and order) as the nested scan.
         for w in input.indexed_workloads() {
             let labels = w.workload.pod_labels();
-            let labels_owned: Vec<(String, String)> = labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            assert_eq!(w.labels, labels_owned.as_slice());
+            assert_eq!(w.labels, labels.as_slice());
             let scan: Vec<Value> = input
                 .of_kind("Service")
                 .filter(|s| {

@@ -102,27 +102,29 @@ impl<'a> Workload<'a> {
 
     /// Containers and init containers.
     pub fn containers(&self) -> Vec<Container<'a>> {
-        let mut out = Vec::new();
-        for field in ["containers", "initContainers"] {
-            for (i, c) in array_at(self.template, &format!("/spec/{field}"))
-                .iter()
-                .enumerate()
-            {
-                out.push(Container {
-                    value: c,
-                    pointer: format!("{}/spec/{field}/{i}", self.template_pointer),
-                });
-            }
-        }
+        let mut out = self.main_containers();
+        out.extend(self.containers_of("initContainers"));
         out
     }
 
     /// The main containers only.
     pub fn main_containers(&self) -> Vec<Container<'a>> {
-        self.containers()
+        self.containers_of("containers").collect()
+    }
+
+    fn containers_of(&self, field: &'static str) -> impl Iterator<Item = Container<'a>> {
+        let template_pointer = self.template_pointer;
+        let spec = self.template.get("spec");
+        let list = spec.and_then(|s| s.get(field)).and_then(Value::as_array);
+        list.unwrap_or_default()
             .into_iter()
-            .filter(|c| c.pointer.contains("/containers/"))
-            .collect()
+            .enumerate()
+            .map(move |(index, value)| Container {
+                value,
+                template_pointer,
+                field,
+                index,
+            })
     }
 
     pub fn volumes(&self) -> Array<'a> {
@@ -238,11 +240,14 @@ pub struct ConfigFile<'a> {
     pub mode_pointer: String,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct Container<'a> {
     pub value: Value<'a>,
-    /// Pointer to the container inside its workload object.
-    pub pointer: String,
+    /// Where it is in its workload object: `{template_pointer}/spec/{field}/{index}`, written
+    /// out only when a finding asks ([`Container::pointer`]).
+    template_pointer: &'static str,
+    field: &'static str,
+    index: usize,
 }
 
 impl<'a> Container<'a> {
@@ -254,8 +259,12 @@ impl<'a> Container<'a> {
         str_at(self.value, "/image")
     }
 
+    /// A pointer into the container, inside its workload object: `pointer("/image")`.
     pub fn pointer(&self, rest: &str) -> String {
-        format!("{}{}", self.pointer, rest)
+        format!(
+            "{}/spec/{}/{}{rest}",
+            self.template_pointer, self.field, self.index
+        )
     }
 
     /// command followed by args.

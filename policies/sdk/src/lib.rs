@@ -144,7 +144,7 @@ pub struct Input<'a> {
     pub objects: Vec<Value<'a>>,
     pub settings: serde_json::Value,
     /// Lookups over `objects`, built on first use (see [`index::Index`]).
-    index: std::cell::OnceCell<index::Index>,
+    index: std::cell::OnceCell<index::Index<'a>>,
 }
 
 impl<'a> Input<'a> {
