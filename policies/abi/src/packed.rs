@@ -220,7 +220,7 @@ pub fn end(out: &mut Vec<u8>, mark: Mark) -> Result<(), PackError> {
 /// objects, each already packed (the host packs every object of a bundle once and sends each
 /// module those of the kinds it reads), and the module's settings.
 pub fn input(abi: i32, objects: &[&[u8]], settings: &Value) -> Result<Vec<u8>, PackError> {
-    // Sized once: at 10,000 objects, growing it by doubling cost more than the modules' work.
+    // Sized once: at 10,000 objects, growing it by doubling cost about as much as the modules' own work.
     let objects_len: usize = objects.iter().map(|o| o.len()).sum();
     let mut out = Vec::with_capacity(objects_len + 128);
     let root = begin_object(&mut out, 3);
