@@ -2,9 +2,9 @@
 //!
 //! The host runs every call in a fresh instance and throws the instance away afterwards, so
 //! memory never needs to be reused across calls, and within one evaluation most of it (the
-//! parsed bundle) lives until the end. Parsing a bundle is hundreds of thousands of small
-//! allocations; bumping a pointer makes each one a few instructions instead of a free-list
-//! search. What is freed is reclaimed only when it was the last allocation (a `Vec` or `String`
+//! input buffer, the index, the findings) lives until the end. A rule's allocations are many and
+//! small (pointers, labels, messages); bumping a pointer makes each one a few instructions
+//! instead of a free-list search. What is freed is reclaimed only when it was the last allocation (a `Vec` or `String`
 //! growing at the end of the heap grows in place); the rest is left until the instance goes.
 //! The host's memory cap bounds the whole instance as before.
 

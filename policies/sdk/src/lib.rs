@@ -47,7 +47,7 @@ pub use serde_json::json;
 pub type Value<'a> = packed::Node<'a>;
 
 /// Every module built with the SDK allocates with [`bump::Bump`]: the host gives each call a
-/// fresh instance, so nothing needs to be reused, and parsing is most of a module's work.
+/// fresh instance, so nothing needs to be reused.
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static ALLOCATOR: bump::Bump = bump::Bump::new();
@@ -209,7 +209,8 @@ pub trait PolicySettings: DeserializeOwned {
 ///
 /// `kinds: [..]` (optional) lists the object kinds the policy reads, as slices of kind names
 /// (e.g. `kinds: [k8s::WORKLOAD_KINDS, &["Service"]]`): the host then sends it only the objects
-/// of those kinds, which spares it parsing the rest. Without it, the policy gets every object.
+/// of those kinds, which spares copying and walking the rest. Without it, the policy gets every
+/// object.
 #[macro_export]
 macro_rules! kr_policy {
     (name: $name:expr, rules: [$($rule:expr),* $(,)?], settings: $settings:ty, evaluate: $evaluate:path $(,)?) => {
