@@ -93,15 +93,16 @@ async fn destroy_plan(
     delete_volumes: bool,
 ) -> anyhow::Result<(Plan, Vec<Value>)> {
     let live = crate::fanout::try_all(bundle.objects.iter().map(|rendered| async move {
-        let api = k8s::api_for(&connection.client, &rendered.object)?;
+        let desired = rendered.object.to_value();
+        let api = k8s::api_for(&connection.client, &desired)?;
         let found = api
             .get_opt(rendered.name())
             .await
-            .map_err(|e| k8s::explain(e, "get", &rendered.object, &connection.source))?;
+            .map_err(|e| k8s::explain(e, "get", &desired, &connection.source))?;
         anyhow::Ok(found.map(|o| {
             let mut value = serde_json::to_value(o).expect("API objects serialize");
-            value["apiVersion"] = rendered.object["apiVersion"].clone();
-            value["kind"] = rendered.object["kind"].clone();
+            value["apiVersion"] = desired["apiVersion"].clone();
+            value["kind"] = desired["kind"].clone();
             value
         }))
     }));

@@ -16,6 +16,7 @@ pub mod destroy;
 mod fanout;
 pub mod input;
 pub mod k8s;
+pub mod object;
 mod ownership;
 mod parallel;
 pub mod plan;

@@ -71,11 +71,6 @@ fn group_kind(object: &Value) -> String {
     }
 }
 
-/// Marks an object as a member of the ApplySet `applyset` (see [`applyset_id`]).
-pub(crate) fn label_member(object: &mut Value, applyset: &str) {
-    object["metadata"]["labels"][PART_OF_LABEL] = Value::String(applyset.to_string());
-}
-
 /// The parent ConfigMap of a spec's ApplySet, listing the group-kinds of its members.
 pub(crate) fn parent<'a>(
     spec_name: &str,

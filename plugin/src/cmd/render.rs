@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use kubectl_redis::object::PackedObject;
 use kubectl_redis::render::{self, RenderFormat};
 use kubectl_redis::report;
 use kubectl_redis::spec;
-use serde_json::Value;
 
 use super::{GlobalArgs, Outcome};
 
@@ -34,9 +34,9 @@ pub(crate) enum RenderFormatArg {
 pub(crate) fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
     let spec = spec::load(&args.files)?;
     let bundle = render::render(spec, global.namespace.as_deref(), "default")?;
-    let mut objects: Vec<Value> = bundle.objects.into_iter().map(|o| o.object).collect();
+    let mut objects: Vec<PackedObject> = bundle.objects.into_iter().map(|o| o.object).collect();
     if !args.show_secrets {
-        let masked: usize = objects.iter_mut().map(report::mask_secrets).sum();
+        let masked: usize = objects.iter_mut().map(report::mask_packed_secrets).sum();
         if masked > 0 {
             eprintln!("note: {masked} secret value(s) masked; pass --show-secrets to print them");
         }

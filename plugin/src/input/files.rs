@@ -5,12 +5,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::positions::parse;
+use super::positions;
 use super::{Document, SpecError, MAX_SPEC_BYTES};
-use crate::parallel;
 
 /// Reads every spec file named on the command line: a file, a directory (its `.yaml`, `.yml`
-/// and `.json` files, sorted), or `-` for standard input.
+/// and `.json` files, sorted), or `-` for standard input. The documents are split, not parsed:
+/// [`parse`] each, so that a caller can parse and use one before the next.
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Document>, SpecError> {
     let mut documents = Vec::new();
     for path in paths {
@@ -31,7 +31,7 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Document>, SpecError> {
             documents.extend(split(&name, &text)?);
         }
     }
-    parallel::try_map(documents, parse_positions)
+    Ok(documents)
 }
 
 fn expand(path: &Path) -> Result<Vec<PathBuf>, SpecError> {
@@ -95,10 +95,7 @@ fn read_limited(reader: impl Read, name: &str) -> Result<String, SpecError> {
 /// first line so that errors can point into the file. Documents that hold only comments or
 /// whitespace are skipped.
 pub fn split_documents(file: &str, text: &str) -> Result<Vec<Document>, SpecError> {
-    split(file, text)?
-        .into_iter()
-        .map(parse_positions)
-        .collect()
+    split(file, text)?.into_iter().map(parse).collect()
 }
 
 /// The documents of a stream, their positions not parsed yet.
@@ -146,15 +143,16 @@ fn push_document(file: &str, first_line: usize, text: String, documents: &mut Ve
         file: file.to_string(),
         first_line,
         content_line: first_line + leading,
-        text,
+        text: text.into(),
         field_lines: Arc::default(),
         value: None,
     });
 }
 
-/// Records the lines of a document's fields, and its value where the same parse can build it.
-fn parse_positions(mut document: Document) -> Result<Document, SpecError> {
-    let (field_lines, value) = parse(&document)?;
+/// Parses a document: its value where the parse that keeps positions can build it, and the lines
+/// of its fields (recorded when first asked for, where the value was built).
+pub fn parse(mut document: Document) -> Result<Document, SpecError> {
+    let (field_lines, value) = positions::parse(&document)?;
     document.field_lines = Arc::new(field_lines);
     document.value = value;
     Ok(document)

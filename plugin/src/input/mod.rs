@@ -5,7 +5,7 @@
 mod files;
 mod positions;
 
-pub use files::{read_inputs, split_documents};
+pub use files::{parse, read_inputs, split_documents};
 pub use positions::FieldLines;
 
 use std::fmt;
@@ -133,7 +133,8 @@ pub struct Document {
     pub first_line: usize,
     /// 1-based line of the document's first line that is not blank or a comment.
     pub content_line: usize,
-    pub text: String,
+    /// Shared with the field lines, which parse it again when a line is first asked for.
+    pub text: Arc<str>,
     /// Lines (in the file) of the fields, keyed by JSON pointer.
     pub field_lines: Arc<FieldLines>,
     /// The document's value, built by the parse that records the field lines, when it is
@@ -196,8 +197,6 @@ mod tests {
         ));
         assert_eq!(origin.line_of("/spec/template/spec/containers/0/image"), 3);
     }
-
-    /// The value the line-recording parse builds is serde_yaml's, or None.
 
     #[test]
     fn dotted_paths_read_like_kubectl_explain() {

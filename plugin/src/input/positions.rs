@@ -4,7 +4,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -19,7 +19,7 @@ use super::{Document, SpecError};
 pub struct FieldLines {
     /// The document's text and how far into its file it starts; None when the lines were
     /// recorded when it was parsed.
-    source: Option<(String, usize)>,
+    source: Option<(Arc<str>, usize)>,
     lines: OnceLock<BTreeMap<String, usize>>,
 }
 
@@ -31,9 +31,9 @@ impl FieldLines {
         }
     }
 
-    fn deferred(text: &str, line_offset: usize) -> FieldLines {
+    fn deferred(text: Arc<str>, line_offset: usize) -> FieldLines {
         FieldLines {
-            source: Some((text.to_string(), line_offset)),
+            source: Some((text, line_offset)),
             lines: OnceLock::new(),
         }
     }
@@ -62,7 +62,7 @@ pub(super) fn parse(document: &Document) -> Result<(FieldLines, Option<Value>), 
     let fast = record(&document.text, line_offset, false).map_err(|e| syntax(document, e))?;
     if let Some(value) = fast.value.finish() {
         return Ok((
-            FieldLines::deferred(&document.text, line_offset),
+            FieldLines::deferred(document.text.clone(), line_offset),
             Some(value),
         ));
     }

@@ -101,7 +101,11 @@ pub async fn compute(
     let members = ownership::list_members(connection, &bundle.name, &bundle.namespace);
     let (mut objects, members) = tokio::try_join!(declared, members)?;
     let key = |o: &Value| k8s::describe_object(o);
-    let declared_keys: BTreeSet<String> = bundle.objects.iter().map(|o| key(&o.object)).collect();
+    let declared_keys: BTreeSet<String> = bundle
+        .objects
+        .iter()
+        .map(|o| key(&o.object.to_value()))
+        .collect();
     let mut pruned: Vec<ObjectPlan> = members
         .into_iter()
         .filter(|member| !declared_keys.contains(&key(member)))
@@ -123,7 +127,8 @@ async fn plan_object(
     connection: &Connection,
     rendered: &RenderedObject,
 ) -> anyhow::Result<ObjectPlan> {
-    let desired = &rendered.object;
+    // A Value for the API client: a spec talks to a cluster with a handful of objects.
+    let desired = &rendered.object.to_value();
     let api = k8s::api_for(&connection.client, desired)?;
     let name = rendered.name().to_string();
     let explain = |error, verb| k8s::explain(error, verb, desired, &connection.source);

@@ -39,13 +39,13 @@ type PolicyResult = Result<(Vec<Finding>, PolicyRun), PolicyError>;
 /// The ABI version whose modules get their input as JSON text; later ones get it packed.
 const JSON_INPUT_ABI: i32 = 1;
 
-/// An object of the bundle, encoded once in each form a loaded module reads.
+/// An object of the bundle in each form a loaded module reads.
 struct EncodedObject<'b> {
     kind: &'b str,
     /// JSON text, for ABI 1 modules (None when no such module is loaded).
     json: Option<Box<RawValue>>,
-    /// Packed, for later ABI versions (empty when no such module is loaded).
-    packed: Vec<u8>,
+    /// Packed, for later ABI versions: the bundle's own bytes.
+    packed: &'b [u8],
 }
 
 #[derive(Debug, Clone, Default)]
@@ -331,24 +331,22 @@ impl PolicyEngine {
         settings: &super::PolicySettings,
     ) -> Result<Report, PolicyError> {
         settings.check_known(policies)?;
-        // Each object is encoded once, in the forms the loaded modules read; every policy then
-        // gets the ones of the kinds it reads.
+        // The objects are packed already, as later ABI versions read them; JSON text is made
+        // once per object, and only when an ABI 1 module is loaded. Every policy then gets the
+        // objects of the kinds it reads.
         let json = policies.iter().any(|p| p.metadata.abi == JSON_INPUT_ABI);
-        let packed = policies.iter().any(|p| p.metadata.abi != JSON_INPUT_ABI);
         let objects = crate::parallel::try_map(bundle.objects.iter().collect(), |o| {
-            let mut encoded = EncodedObject {
-                kind: o.object.get("kind").and_then(Value::as_str).unwrap_or(""),
-                json: None,
-                packed: Vec::new(),
+            let json = match json {
+                true => {
+                    Some(serde_json::value::to_raw_value(&o.object).map_err(|e| e.to_string())?)
+                }
+                false => None,
             };
-            if json {
-                encoded.json =
-                    Some(serde_json::value::to_raw_value(&o.object).map_err(|e| e.to_string())?);
-            }
-            if packed {
-                packed::encode(&o.object, &mut encoded.packed).map_err(|e| e.to_string())?;
-            }
-            Ok::<_, String>(encoded)
+            Ok::<_, String>(EncodedObject {
+                kind: o.object.kind(),
+                json,
+                packed: o.object.bytes(),
+            })
         })
         .map_err(|e| {
             PolicyError::new(
@@ -419,7 +417,7 @@ impl PolicyEngine {
             })
             .map_err(|e| e.to_string())
         } else {
-            let objects: Vec<&[u8]> = objects.iter().map(|o| o.packed.as_slice()).collect();
+            let objects: Vec<&[u8]> = objects.iter().map(|o| o.packed).collect();
             packed::input(abi, &objects, settings).map_err(|e| e.to_string())
         }
         .map_err(|e| PolicyError::new(label, PolicyErrorKind::Settings, e))?;
@@ -469,7 +467,7 @@ mod tests {
             .map(|(i, kind)| EncodedObject {
                 kind,
                 json: Some(RawValue::from_string(format!("{i}")).unwrap()),
-                packed: Vec::new(),
+                packed: &[],
             })
             .collect();
         let sent = |kinds: &[&str]| {

@@ -14,7 +14,7 @@ pub(super) fn locate(report: &mut Report, bundle: &Bundle) {
     let mut index: HashMap<ObjectKey<'_>, usize> = HashMap::with_capacity(bundle.objects.len());
     for (i, o) in bundle.objects.iter().enumerate() {
         // The first object of a name wins, as a scan in bundle order would find it.
-        index.entry(ObjectKey::of_value(&o.object)).or_insert(i);
+        index.entry(ObjectKey::of_object(&o.object)).or_insert(i);
     }
     // On all cores: a finding's line may need its document's field lines, which are recorded
     // (the document parsed again) on first use.

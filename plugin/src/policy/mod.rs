@@ -30,6 +30,7 @@ pub use settings::PolicySettings;
 pub use waiver::Waiver;
 
 use crate::input::Location;
+use crate::object::PackedObject;
 
 pub use kr_policy_abi::{Metadata, ObjectRef, RuleInfo, Severity};
 
@@ -58,12 +59,11 @@ pub struct ObjectKey<'a> {
 }
 
 impl<'a> ObjectKey<'a> {
-    pub fn of_value(object: &'a Value) -> ObjectKey<'a> {
-        let s = |p: &str| object.pointer(p).and_then(Value::as_str);
+    pub fn of_object(object: &'a PackedObject) -> ObjectKey<'a> {
         ObjectKey {
-            kind: s("/kind").unwrap_or_default(),
-            namespace: s("/metadata/namespace"),
-            name: s("/metadata/name").unwrap_or_default(),
+            kind: object.kind(),
+            namespace: object.namespace(),
+            name: object.name(),
         }
     }
 

@@ -40,6 +40,7 @@ pub(super) fn from_bundle(bundle: &Bundle) -> Vec<Waiver> {
     for o in &bundle.objects {
         let Some(annotations) = o
             .object
+            .node()
             .pointer("/metadata/annotations")
             .and_then(|a| a.as_object())
         else {
@@ -47,7 +48,7 @@ pub(super) fn from_bundle(bundle: &Bundle) -> Vec<Waiver> {
         };
         for (key, value) in annotations {
             if let Some(rule) = key.strip_prefix(ANNOTATION_PREFIX) {
-                let object = ObjectRef::of(&o.object);
+                let object = ObjectRef::of_packed(o.object.node());
                 let line = o
                     .origin
                     .field_lines

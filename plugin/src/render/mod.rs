@@ -16,10 +16,11 @@ pub use text::{to_text, RenderFormat};
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::input::{Location, Origin, SpecError};
-use crate::ownership::{self, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::object::PackedObject;
+use crate::ownership::{self, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PART_OF_LABEL};
 use crate::spec::{Spec, SpecKind};
 
 /// StatefulSet annotations that tell policies and `apply` the intended cluster shape.
@@ -36,21 +37,22 @@ pub const CONFIG_CHECKSUM_ANNOTATION: &str = "redis.kubectl-redis.io/config-chec
 /// One rendered Kubernetes object and where in the user's input it came from.
 #[derive(Debug, Clone)]
 pub struct RenderedObject {
-    /// The full manifest (apiVersion, kind, metadata, spec...) as the API server would receive it.
-    pub object: Value,
+    /// The full manifest (apiVersion, kind, metadata, spec...) as the API server would receive
+    /// it, packed: a bundle can hold many thousands.
+    pub object: PackedObject,
     /// The spec document this object was rendered from, for file:line in errors and findings.
     pub origin: Origin,
 }
 
 impl RenderedObject {
     pub fn kind(&self) -> &str {
-        self.object["kind"].as_str().unwrap_or_default()
+        self.object.kind()
     }
     pub fn name(&self) -> &str {
-        self.object["metadata"]["name"].as_str().unwrap_or_default()
+        self.object.name()
     }
     pub fn namespace(&self) -> Option<&str> {
-        self.object["metadata"]["namespace"].as_str()
+        self.object.namespace()
     }
 }
 
@@ -83,9 +85,7 @@ pub fn resolve_namespace(
     for item in &spec.items {
         let written = match &item.kind {
             SpecKind::Cluster(cluster) => cluster.metadata.namespace.as_ref().map(|n| n.0.as_str()),
-            SpecKind::Manifest(object) => object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str),
+            SpecKind::Manifest(object) => object.namespace(),
         };
         if let (Some(written), Some(flag)) = (written, flag) {
             if written != flag {
@@ -116,18 +116,28 @@ pub fn render(
     fallback_namespace: &str,
 ) -> Result<Bundle, SpecError> {
     let namespace = resolve_namespace(&spec, namespace_flag, fallback_namespace)?;
+    let applyset = ownership::applyset_id(&spec.name, &namespace);
     let mut bundle = Bundle {
         name: spec.name,
         namespace: namespace.clone(),
         ..Bundle::default()
     };
     bundle.objects.reserve(spec.items.len());
+    let member = json!({"metadata": {"labels": {PART_OF_LABEL: applyset}}});
+    let manifest_labels = manifest_labels(&bundle.name, &applyset);
+    let pack = |object: &PackedObject, patch: &Value| {
+        object
+            .merged(patch)
+            .map_err(|e| SpecError::new("(render)", format!("cannot pack an object: {e}")))
+    };
     for item in spec.items {
         match item.kind {
             SpecKind::Cluster(cluster) => {
                 for object in cluster::render_cluster(&cluster, &namespace) {
+                    let object = PackedObject::from_value(&object)
+                        .map_err(|e| SpecError::new(&item.origin.file, e.to_string()))?;
                     bundle.objects.push(RenderedObject {
-                        object,
+                        object: pack(&object, &member)?,
                         origin: item.origin.clone(),
                     });
                 }
@@ -143,20 +153,25 @@ pub fn render(
                     });
                 }
             }
-            SpecKind::Manifest(mut object) => {
-                label_manifest(&mut object, &bundle.name, &namespace);
+            SpecKind::Manifest(object) => {
+                // Namespaced objects that name none get the bundle's.
+                let cluster_scoped = matches!(object.kind(), "PersistentVolume" | "Namespace");
+                let labels = if cluster_scoped || object.namespace().is_some() {
+                    &manifest_labels
+                } else {
+                    &with_namespace(&manifest_labels, &namespace)
+                };
                 let mut origin = item.origin;
                 origin.field_map = vec![(String::new(), String::new())];
-                bundle.objects.push(RenderedObject { object, origin });
+                bundle.objects.push(RenderedObject {
+                    object: pack(&object, labels)?,
+                    origin,
+                });
             }
         }
     }
     // Stable: objects of a rank keep their input order.
     bundle.objects.sort_by_key(|o| apply_rank(o.kind()));
-    let applyset = ownership::applyset_id(&bundle.name, &bundle.namespace);
-    for rendered in &mut bundle.objects {
-        ownership::label_member(&mut rendered.object, &applyset);
-    }
     Ok(bundle)
 }
 
@@ -181,19 +196,15 @@ fn ownership_labels(instance: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn label_manifest(object: &mut Value, instance: &str, namespace: &str) {
-    let cluster_scoped = matches!(
-        object["kind"].as_str(),
-        Some("PersistentVolume" | "Namespace")
-    );
-    let metadata = &mut object["metadata"];
-    if !cluster_scoped && metadata.get("namespace").is_none() {
-        metadata["namespace"] = Value::String(namespace.to_string());
-    }
-    if !metadata["labels"].is_object() {
-        metadata["labels"] = Value::Object(Default::default());
-    }
-    for (key, value) in ownership_labels(instance) {
-        metadata["labels"][key] = Value::String(value);
-    }
+/// What a plain manifest gains: the ownership labels and the ApplySet membership.
+fn manifest_labels(instance: &str, applyset: &str) -> Value {
+    let mut labels = ownership_labels(instance);
+    labels.insert(PART_OF_LABEL.to_string(), applyset.to_string());
+    json!({"metadata": {"labels": labels}})
+}
+
+fn with_namespace(labels: &Value, namespace: &str) -> Value {
+    let mut patch = labels.clone();
+    patch["metadata"]["namespace"] = Value::String(namespace.to_string());
+    patch
 }

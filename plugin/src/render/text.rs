@@ -1,6 +1,6 @@
 //! `render`'s output: a multi-document YAML stream or a `v1 List`.
 
-use serde_json::Value;
+use crate::object::PackedObject;
 
 /// How `render` prints objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub enum RenderFormat {
 const YAML_RUN: usize = 16;
 
 /// Serializes objects as a multi-document YAML stream or a `v1 List`.
-pub fn to_text(objects: &[Value], format: RenderFormat) -> anyhow::Result<String> {
+pub fn to_text(objects: &[PackedObject], format: RenderFormat) -> anyhow::Result<String> {
     Ok(match format {
         RenderFormat::Yaml => {
             // Runs of objects are emitted in parallel, one emitter each: an emitter separates
@@ -32,7 +32,7 @@ pub fn to_text(objects: &[Value], format: RenderFormat) -> anyhow::Result<String
 }
 
 /// `---` and the objects as YAML documents, separated by `---`.
-fn yaml_stream(objects: &[Value]) -> Result<Vec<u8>, serde_yaml::Error> {
+fn yaml_stream(objects: &[PackedObject]) -> Result<Vec<u8>, serde_yaml::Error> {
     let mut out = b"---\n".to_vec();
     let mut serializer = serde_yaml::Serializer::new(&mut out);
     for object in objects {

@@ -12,7 +12,7 @@ mod text;
 
 pub use github::github;
 pub use json::json_report;
-pub use redact::mask_secrets;
+pub use redact::{mask_packed_secrets, mask_secrets};
 pub use sarif::sarif;
 pub use style::Style;
 pub use text::text;

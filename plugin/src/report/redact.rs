@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::object::PackedObject;
+
 /// What a masked value prints as.
 pub(crate) const MASK: &str = "(sensitive value hidden; pass --show-secrets)";
 
@@ -30,6 +32,30 @@ pub fn mask_secrets(object: &mut Value) -> usize {
             }
         }
     }
+    masked
+}
+
+/// [`mask_secrets`] on a packed object. Only an object that holds a value to mask is unpacked
+/// and packed again: most of a large bundle's objects hold none.
+pub fn mask_packed_secrets(object: &mut PackedObject) -> usize {
+    let node = object.node();
+    let secret = object.kind() == "Secret";
+    let texts = ["data", "stringData"]
+        .into_iter()
+        .filter_map(|field| node.get(field)?.as_object())
+        .flat_map(|entries| entries.values().filter_map(|value| value.as_str()));
+    let mut texts = texts.peekable();
+    let masks = match secret {
+        true => texts.peek().is_some(),
+        false => texts.any(|text| mask_config_text(text).is_some()),
+    };
+    drop(texts);
+    if !masks {
+        return 0;
+    }
+    let mut value = object.to_value();
+    let masked = mask_secrets(&mut value);
+    *object = PackedObject::from_value(&value).expect("a packed object packs again");
     masked
 }
 

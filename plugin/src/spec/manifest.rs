@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::input::{Document, SpecError};
+use crate::object::PackedObject;
 
 use super::decode::from_document;
 use super::scalars::validate_dns_subdomain;
@@ -39,7 +40,9 @@ pub(super) fn manifest<T: DeserializeOwned + Serialize>(
         }
         Some(name) => {
             validate_dns_subdomain(name).map_err(|e| document.field_error("/metadata/name", e))?;
-            Ok(SpecKind::Manifest(understood))
+            let packed = PackedObject::from_value(&understood)
+                .map_err(|e| SpecError::new(&document.file, format!("cannot pack: {e}")))?;
+            Ok(SpecKind::Manifest(packed))
         }
     }
 }
@@ -77,7 +80,11 @@ pub(super) fn check_replicas(document: &Document, statefulset: &SpecKind) -> Res
     let SpecKind::Manifest(object) = statefulset else {
         return Ok(());
     };
-    match object.pointer("/spec/replicas").and_then(Value::as_i64) {
+    match object
+        .node()
+        .pointer("/spec/replicas")
+        .and_then(|r| r.as_i64())
+    {
         Some(replicas) if replicas > i64::from(MAX_NODES) => Err(document.field_error(
             "/spec/replicas",
             format!("{replicas} replicas are more Redis nodes than the {MAX_NODES} supported"),

@@ -31,9 +31,9 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::input::{self, Document, Origin, SpecError};
+use crate::object::PackedObject;
 
 use cluster::{check_cluster_size, cluster_field_map};
 use decode::from_document;
@@ -65,15 +65,18 @@ pub struct SpecItem {
 #[derive(Debug, Clone)]
 pub enum SpecKind {
     Cluster(Box<RedisCluster>),
-    /// A plain Kubernetes object, kept as JSON after it was checked against its typed schema.
-    Manifest(Value),
+    /// A plain Kubernetes object, kept packed after it was checked against its typed schema.
+    Manifest(PackedObject),
 }
 
 /// Loads every document of every input, validating each against its schema.
 pub fn load(paths: &[PathBuf]) -> Result<Spec, SpecError> {
     let documents = input::read_inputs(paths)?;
-    // By value: each document (text, parsed value) is freed once its item is made.
-    let items = crate::parallel::try_map(documents, |document| parse_document(&document))?;
+    // Each document is parsed, checked and packed in one step, and its parsed value freed
+    // before the next: only the packed objects of a large bundle are ever held all at once.
+    let items = crate::parallel::try_map(documents, |document| {
+        parse_document(&input::parse(document)?)
+    })?;
     check_duplicates(&items)?;
     let name = items
         .iter()
@@ -172,20 +175,11 @@ fn check_duplicates(items: &[SpecItem]) -> Result<(), SpecError> {
                     .unwrap_or_default(),
                 cluster.name().to_string(),
             ),
-            SpecKind::Manifest(object) => {
-                let text = |p: &str| {
-                    object
-                        .pointer(p)
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string()
-                };
-                (
-                    text("/kind"),
-                    text("/metadata/namespace"),
-                    text("/metadata/name"),
-                )
-            }
+            SpecKind::Manifest(object) => (
+                object.kind().to_string(),
+                object.namespace().unwrap_or_default().to_string(),
+                object.name().to_string(),
+            ),
         };
         if let Some(first) = seen.get(&key) {
             return Err(SpecError::new(

@@ -3,6 +3,7 @@
 //! echoes every object back as a finding, and the host decodes those. Each field the ABI carries
 //! must arrive as sent, both ways; settings go through `kr_validate_settings` first.
 
+use kubectl_redis::object::PackedObject;
 use kubectl_redis::policy::{
     EngineOptions, ObjectRef, PolicyEngine, PolicyErrorKind, PolicySettings, Severity,
 };
@@ -20,7 +21,7 @@ fn bundle(objects: Vec<Value>) -> Bundle {
         objects: objects
             .into_iter()
             .map(|object| RenderedObject {
-                object,
+                object: PackedObject::from_value(&object).expect("packs"),
                 origin: Default::default(),
             })
             .collect(),

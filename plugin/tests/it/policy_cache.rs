@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use kubectl_redis::object::PackedObject;
 use kubectl_redis::policy::ModuleCache;
 use kubectl_redis::policy::{
     engine_config, EngineOptions, Limits, ModuleSource, PolicyEngine, PolicySettings,
@@ -56,7 +57,7 @@ fn bundle() -> Bundle {
         serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}});
     Bundle {
         objects: vec![RenderedObject {
-            object,
+            object: PackedObject::from_value(&object).expect("packs"),
             origin: Default::default(),
         }],
         ..Default::default()

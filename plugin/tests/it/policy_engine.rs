@@ -2,6 +2,7 @@
 //! error that names the module — never hang or crash. The limits are the defaults `check` uses:
 //! the fuel budget and the epoch deadline are what make the looping cases end.
 
+use kubectl_redis::object::PackedObject;
 use kubectl_redis::policy::{
     EngineOptions, PolicyEngine, PolicyError, PolicyErrorKind, PolicySettings,
 };
@@ -70,7 +71,7 @@ fn bundle() -> Bundle {
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "b"}});
     Bundle {
         objects: vec![RenderedObject {
-            object,
+            object: PackedObject::from_value(&object).expect("packs"),
             origin: Default::default(),
         }],
         ..Default::default()

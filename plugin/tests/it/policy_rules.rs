@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use kubectl_redis::input::Origin;
+use kubectl_redis::object::PackedObject;
 use kubectl_redis::policy::{
     EngineOptions, Policy, PolicyEngine, PolicySettings, Report, Severity,
 };
@@ -41,7 +42,7 @@ fn bundle(path: &Path) -> Bundle {
         })
         .filter(|v| !v.is_null())
         .map(|object| RenderedObject {
-            object,
+            object: PackedObject::from_value(&object).expect("packs"),
             origin: Origin {
                 file: path.display().to_string(),
                 line: 1,
@@ -142,10 +143,10 @@ fn every_rule_has_a_passing_and_a_failing_fixture() {
                 let mut object = b
                     .objects
                     .iter()
-                    .find(|o| f.object.matches(&o.object))
+                    .find(|o| f.object.matches(&o.object.to_value()))
                     .expect("finding names an object of the bundle")
                     .object
-                    .clone();
+                    .to_value();
                 let patch: json_patch::Patch =
                     serde_json::from_value(fix.clone()).expect("fix is a JSON patch");
                 json_patch::patch(&mut object, &patch)
@@ -185,10 +186,12 @@ fn applying_the_fixes_clears_the_findings() {
             let o = b
                 .objects
                 .iter_mut()
-                .find(|o| object.matches(&o.object))
+                .find(|o| object.matches(&o.object.to_value()))
                 .expect("object exists");
             let patch: json_patch::Patch = serde_json::from_value(fix).expect("patch");
-            json_patch::patch(&mut o.object, &patch).expect("fix applies");
+            let mut fixed = o.object.to_value();
+            json_patch::patch(&mut fixed, &patch).expect("fix applies");
+            o.object = PackedObject::from_value(&fixed).expect("packs");
         }
         let after = engine()
             .0

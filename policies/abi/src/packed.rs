@@ -418,6 +418,11 @@ impl<'a> Node<'a> {
         self.value_at(0)
     }
 
+    /// The node's packed bytes, tag included: to copy it into another document as it is.
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// This node's size in bytes, tag included; `None` if it is malformed there.
     pub fn byte_len(self) -> Option<usize> {
         extent(self.bytes)
