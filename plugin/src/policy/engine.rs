@@ -298,7 +298,7 @@ impl PolicyEngine {
             &policy.label,
             call,
             exports::VALIDATE_SETTINGS,
-            Some(settings),
+            Some(&[settings]),
         )?;
         let answer: SettingsAnswer = serde_json::from_slice(&raw).map_err(|e| {
             PolicyError::new(
@@ -408,22 +408,32 @@ impl PolicyEngine {
         let objects = objects_for(&policy.metadata.kinds, objects);
         let sent = objects.len();
         let abi = policy.metadata.abi;
-        let input = if abi == JSON_INPUT_ABI {
+        let error = |e: String| PolicyError::new(label, PolicyErrorKind::Settings, e);
+        // The input in parts, which go one after another into the module's memory: packed, the
+        // objects are the bundle's own bytes, framed (ABI 1: one JSON text).
+        let (json, head, tail);
+        let mut input: Vec<&[u8]> = Vec::new();
+        if abi == JSON_INPUT_ABI {
             let objects: Vec<_> = objects.iter().filter_map(|o| o.json.as_deref()).collect();
-            serde_json::to_vec(&Input {
+            json = serde_json::to_vec(&Input {
                 abi,
                 objects,
                 settings,
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| error(e.to_string()))?;
+            input.push(&json);
         } else {
             let objects: Vec<&[u8]> = objects.iter().map(|o| o.packed).collect();
-            packed::input(abi, &objects, settings).map_err(|e| e.to_string())
+            (head, tail) =
+                packed::input_frame(abi, &objects, settings).map_err(|e| error(e.to_string()))?;
+            input.push(&head);
+            input.extend(objects);
+            input.push(&tail);
         }
-        .map_err(|e| PolicyError::new(label, PolicyErrorKind::Settings, e))?;
+        let input_len = input.iter().map(|part| part.len()).sum();
         // Settings are validated first, in the instance that then evaluates: one instance per
         // policy and run, sized (fuel, deadline, memory) for the bundle.
-        let mut call = self.instantiate(label, &policy.module, input.len())?;
+        let mut call = self.instantiate(label, &policy.module, input_len)?;
         self.validate_settings_in(policy, &mut call, &encode_settings(policy, settings)?)?;
         let raw = self.call_packed(label, &mut call, exports::EVALUATE, Some(&input))?;
         let findings = parse_findings(policy, &raw)?;

@@ -207,9 +207,15 @@ pub fn write_key(out: &mut Vec<u8>, key: &str) -> Result<(), PackError> {
 /// written; a wrong one makes a malformed document.
 #[allow(clippy::ptr_arg)] // The same buffer as `begin_*`'s: a slice would do, but reads oddly.
 pub fn end(out: &mut Vec<u8>, mark: Mark) -> Result<(), PackError> {
+    end_before(out, mark, 0)
+}
+
+/// [`end`] for a container whose last `elsewhere` bytes are not in `out` but will follow it
+/// wherever `out` is copied to (see [`input_frame`]).
+fn end_before(out: &mut [u8], mark: Mark, elsewhere: usize) -> Result<(), PackError> {
     let start = mark.0.checked_add(4).ok_or(PackError::Malformed)?;
     let len = out.len().checked_sub(start).ok_or(PackError::Malformed)?;
-    let len = count(len)?;
+    let len = count(len.checked_add(elsewhere).ok_or(PackError::TooLarge)?)?;
     out.get_mut(mark.0..start)
         .ok_or(PackError::Malformed)?
         .copy_from_slice(&len.to_le_bytes());
@@ -220,23 +226,37 @@ pub fn end(out: &mut Vec<u8>, mark: Mark) -> Result<(), PackError> {
 /// objects, each already packed (the host packs every object of a bundle once and sends each
 /// module those of the kinds it reads), and the module's settings.
 pub fn input(abi: i32, objects: &[&[u8]], settings: &Value) -> Result<Vec<u8>, PackError> {
-    // Sized once: at 10,000 objects, growing it by doubling cost about as much as the modules' own work.
-    let objects_len: usize = objects.iter().map(|o| o.len()).sum();
-    let mut out = Vec::with_capacity(objects_len + 128);
-    let root = begin_object(&mut out, 3);
-    write_key(&mut out, "abi")?;
-    encode(&Value::from(abi), &mut out)?;
-    write_key(&mut out, "objects")?;
-    let count = u32::try_from(objects.len()).map_err(|_| PackError::TooLarge)?;
-    let array = begin_array(&mut out, count);
-    for object in objects {
-        out.extend_from_slice(object);
-    }
-    end(&mut out, array)?;
-    write_key(&mut out, "settings")?;
-    encode(settings, &mut out)?;
-    end(&mut out, root)?;
-    Ok(out)
+    let (head, tail) = input_frame(abi, objects, settings)?;
+    Ok([&[head.as_slice()], objects, &[tail.as_slice()]].concat().concat())
+}
+
+/// The packed [`Input`](crate::Input) around its objects: the input is `head`, then the objects
+/// one after another, then `tail`. The host writes the parts straight into a module's memory:
+/// at 10,000 objects, composing the whole input in a buffer first cost as much as a module's work.
+pub fn input_frame(
+    abi: i32,
+    objects: &[&[u8]],
+    settings: &Value,
+) -> Result<(Vec<u8>, Vec<u8>), PackError> {
+    let objects_len = objects
+        .iter()
+        .try_fold(0usize, |sum, o| sum.checked_add(o.len()))
+        .ok_or(PackError::TooLarge)?;
+    let mut tail = Vec::new();
+    write_key(&mut tail, "settings")?;
+    encode(settings, &mut tail)?;
+    let mut head = Vec::with_capacity(64);
+    let root = begin_object(&mut head, 3);
+    write_key(&mut head, "abi")?;
+    encode(&Value::from(abi), &mut head)?;
+    write_key(&mut head, "objects")?;
+    let array = begin_array(&mut head, count(objects.len())?);
+    end_before(&mut head, array, objects_len)?;
+    let after_head = objects_len
+        .checked_add(tail.len())
+        .ok_or(PackError::TooLarge)?;
+    end_before(&mut head, root, after_head)?;
+    Ok((head, tail))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -922,6 +942,31 @@ mod tests {
     use alloc::format;
     use alloc::string::{String, ToString};
     use serde_json::json;
+
+    /// The framed input, its parts joined, is the Input document it stands for.
+    #[test]
+    fn the_input_reads_back_as_its_document() {
+        let objects = [statefulset(), json!({"kind": "ConfigMap"}), json!({})];
+        let packed: Vec<Vec<u8>> = objects
+            .iter()
+            .map(|o| {
+                let mut out = Vec::new();
+                encode(o, &mut out).unwrap();
+                out
+            })
+            .collect();
+        let parts: Vec<&[u8]> = packed.iter().map(Vec::as_slice).collect();
+        let settings = json!({"max": 3});
+        for objects_sent in [&parts[..], &parts[..1], &[]] {
+            let bytes = input(2, objects_sent, &settings).unwrap();
+            let expected = json!({
+                "abi": 2,
+                "objects": objects[..objects_sent.len()],
+                "settings": settings,
+            });
+            assert_eq!(Node::root(&bytes).unwrap().to_value(), expected);
+        }
+    }
 
     fn statefulset() -> Value {
         json!({

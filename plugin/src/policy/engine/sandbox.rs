@@ -197,14 +197,15 @@ impl PolicyEngine {
         Ok(call)
     }
 
-    /// Calls an export that returns a packed (ptr << 32 | len) result, passing `input` through
-    /// `kr_alloc` first when given, and copies the result out of the module's memory.
+    /// Calls an export that returns a packed (ptr << 32 | len) result, passing `input` (its
+    /// parts, one after another) through `kr_alloc` first when given, and copies the result out
+    /// of the module's memory.
     pub(super) fn call_packed(
         &self,
         label: &str,
         call: &mut Call,
         export: &str,
-        input: Option<&[u8]>,
+        input: Option<&[&[u8]]>,
     ) -> Result<Vec<u8>, PolicyError> {
         let err = |kind, msg: String| PolicyError::new(label, kind, msg);
         let memory = call.memory(label)?;
@@ -214,23 +215,28 @@ impl PolicyEngine {
                 f.call(&mut call.store, ())
                     .map_err(|e| self.call_error(label, call, e))?
             }
-            Some(bytes) => {
-                let len = i32::try_from(bytes.len()).map_err(|_| {
+            Some(parts) => {
+                let total: usize = parts.iter().map(|part| part.len()).sum();
+                let len = i32::try_from(total).map_err(|_| {
                     err(
                         PolicyErrorKind::Output,
-                        format!(
-                            "input of {} bytes is too large for a 32-bit module",
-                            bytes.len()
-                        ),
+                        format!("input of {total} bytes is too large for a 32-bit module"),
                     )
                 })?;
                 let alloc = call.func::<i32, i32>(label, "kr_alloc")?;
                 let ptr = alloc
                     .call(&mut call.store, len)
                     .map_err(|e| self.call_error(label, call, e))?;
-                memory
-                    .write(&mut call.store, ptr as u32 as usize, bytes)
-                    .map_err(|_| err(PolicyErrorKind::Output, format!("kr_alloc({len}) returned {:#x}, which is not a buffer of that size in its memory", ptr as u32)))?;
+                let buffer = memory
+                    .data_mut(&mut call.store)
+                    .get_mut(ptr as u32 as usize..)
+                    .and_then(|rest| rest.get_mut(..total))
+                    .ok_or_else(|| err(PolicyErrorKind::Output, format!("kr_alloc({len}) returned {:#x}, which is not a buffer of that size in its memory", ptr as u32)))?;
+                let mut at = 0;
+                for part in parts {
+                    buffer[at..at + part.len()].copy_from_slice(part);
+                    at += part.len();
+                }
                 let f = call.func::<(i32, i32), i64>(label, export)?;
                 f.call(&mut call.store, (ptr, len))
                     .map_err(|e| self.call_error(label, call, e))?
