@@ -99,7 +99,7 @@ pub fn split_documents(file: &str, text: &str) -> Result<Vec<Document>, SpecErro
 }
 
 /// The documents of a stream, their positions not parsed yet.
-fn split(file: &str, text: &str) -> Result<Vec<Document>, SpecError> {
+pub(super) fn split(file: &str, text: &str) -> Result<Vec<Document>, SpecError> {
     let mut documents = Vec::new();
     let mut current = String::new();
     let mut first_line = 1;
