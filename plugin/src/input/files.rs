@@ -101,24 +101,20 @@ pub fn split_documents(file: &str, text: &str) -> Result<Vec<Document>, SpecErro
 /// The documents of a stream, their positions not parsed yet.
 pub(super) fn split(file: &str, text: &str) -> Result<Vec<Document>, SpecError> {
     let mut documents = Vec::new();
-    let mut current = String::new();
-    let mut first_line = 1;
+    // The current document starts at byte `start`, on line `first_line`; `at` is where the
+    // line being looked at starts.
+    let (mut start, mut first_line, mut at) = (0, 1, 0);
     for (index, line) in text.split_inclusive('\n').enumerate() {
         let trimmed = line.trim_end();
         let separator = trimmed == "---" || trimmed.starts_with("--- ") || trimmed == "...";
         if separator {
-            push_document(
-                file,
-                first_line,
-                std::mem::take(&mut current),
-                &mut documents,
-            );
+            push_document(file, first_line, &text[start..at], &mut documents);
+            start = at + line.len();
             first_line = index + 2;
-        } else {
-            current.push_str(line);
         }
+        at += line.len();
     }
-    push_document(file, first_line, current, &mut documents);
+    push_document(file, first_line, &text[start..], &mut documents);
     if documents.is_empty() {
         return Err(SpecError::new(
             file,
@@ -128,7 +124,7 @@ pub(super) fn split(file: &str, text: &str) -> Result<Vec<Document>, SpecError> 
     Ok(documents)
 }
 
-fn push_document(file: &str, first_line: usize, text: String, documents: &mut Vec<Document>) {
+fn push_document(file: &str, first_line: usize, text: &str, documents: &mut Vec<Document>) {
     let blank = text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));

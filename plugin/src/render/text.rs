@@ -27,9 +27,26 @@ pub fn to_text(objects: &[PackedObject], format: RenderFormat) -> anyhow::Result
             });
             String::from_utf8(chunks.concat()).expect("the YAML writer writes UTF-8")
         }
-        RenderFormat::Json => {
-            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
-            format!("{}\n", serde_json::to_string_pretty(&list)?)
-        }
+        RenderFormat::Json => format!("{}\n", serde_json::to_string_pretty(&List::of(objects))?),
     })
+}
+
+/// A `v1 List` of the objects, serialized from their packed form (no `Value` of the whole
+/// bundle). The fields in the order serde_json's maps keep them, as a `json!` list printed.
+#[derive(serde::Serialize)]
+struct List<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    items: &'a [PackedObject],
+    kind: &'static str,
+}
+
+impl<'a> List<'a> {
+    fn of(items: &'a [PackedObject]) -> List<'a> {
+        List {
+            api_version: "v1",
+            items,
+            kind: "List",
+        }
+    }
 }

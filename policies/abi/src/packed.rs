@@ -227,7 +227,9 @@ fn end_before(out: &mut [u8], mark: Mark, elsewhere: usize) -> Result<(), PackEr
 /// module those of the kinds it reads), and the module's settings.
 pub fn input(abi: i32, objects: &[&[u8]], settings: &Value) -> Result<Vec<u8>, PackError> {
     let (head, tail) = input_frame(abi, objects, settings)?;
-    Ok([&[head.as_slice()], objects, &[tail.as_slice()]].concat().concat())
+    Ok([&[head.as_slice()], objects, &[tail.as_slice()]]
+        .concat()
+        .concat())
 }
 
 /// The packed [`Input`](crate::Input) around its objects: the input is `head`, then the objects
