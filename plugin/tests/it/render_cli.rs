@@ -321,15 +321,20 @@ fn secrets_are_masked_unless_asked() {
 }
 
 /// Bad input: exit 1, and a message naming the file, line, column and field. Never a panic.
-fn assert_rejected(file_name: &str, content: &[u8], expected: &[&str]) {
+/// `render -f FILE_NAME` of a file with `content`.
+fn render_file(file_name: &str, content: &[u8]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(file_name);
     std::fs::write(&path, content).unwrap();
-    let output = kubectl_redis()
+    kubectl_redis()
         .args(["render", "-f"])
         .arg(&path)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn assert_rejected(file_name: &str, content: &[u8], expected: &[&str]) {
+    let output = render_file(file_name, content);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{file_name}: {stderr}");
     assert!(
@@ -503,14 +508,7 @@ fn duplicate_object_names() {
         object("Secret", "one"),
     ]
     .join("---\n");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("distinct.yaml");
-    std::fs::write(&path, &distinct).unwrap();
-    let output = kubectl_redis()
-        .args(["render", "-f"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = render_file("distinct.yaml", distinct.as_bytes());
     assert!(
         output.status.success(),
         "{}",
