@@ -320,7 +320,6 @@ fn secrets_are_masked_unless_asked() {
     assert!(stdout.contains("requirepass hunter2") && stdout.contains("masterauth hunter2"));
 }
 
-/// Bad input: exit 1, and a message naming the file, line, column and field. Never a panic.
 /// `render -f FILE_NAME` of a file with `content`.
 fn render_file(file_name: &str, content: &[u8]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
@@ -333,6 +332,7 @@ fn render_file(file_name: &str, content: &[u8]) -> std::process::Output {
         .unwrap()
 }
 
+/// Bad input: exit 1, and a message naming the file, line, column and field. Never a panic.
 fn assert_rejected(file_name: &str, content: &[u8], expected: &[&str]) {
     let output = render_file(file_name, content);
     let stderr = String::from_utf8_lossy(&output.stderr);
