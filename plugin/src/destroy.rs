@@ -9,8 +9,7 @@ use kube::api::{Api, ListParams};
 use serde_json::Value;
 
 use crate::k8s::{self, ConnectOptions, Connection};
-use crate::ownership;
-use crate::ownership::{INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::ownership::{self, Owner, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::plan::{self, Action, ObjectPlan, Plan};
 use crate::progress::Events;
 use crate::render::{self, apply_rank};
@@ -43,9 +42,10 @@ pub async fn prepare(
     connect: &ConnectOptions,
     namespace: Option<&str>,
     files: &[std::path::PathBuf],
+    instance: Option<&str>,
     delete_volumes: bool,
 ) -> anyhow::Result<DestroyPlan> {
-    let spec = spec::load(files)?;
+    let spec = spec::load_instance(files, instance)?;
     let connection = k8s::connect(connect).await?;
     let bundle = render::render(spec, namespace, &connection.default_namespace)?;
     let (plan, foreign) = destroy_plan(&connection, &bundle, delete_volumes).await?;
@@ -66,12 +66,14 @@ pub async fn execute(
     let connection = &destroy.connection;
     let plan = &destroy.plan;
     for object in plan.objects.iter().filter(|o| o.action == Action::Destroy) {
-        crate::apply::delete_planned(connection, object, deadline, events).await?;
+        crate::apply::delete_planned(connection, plan, object, deadline, events).await?;
         if object.kind() == "StatefulSet" {
             wait_for_pods_gone(connection, &object.desired, deadline).await?;
         }
     }
-    if plan.objects.iter().all(|o| o.action != Action::Keep) {
+    // The parent lists the kept volumes, so that a later apply or destroy finds them again; a
+    // kept Namespace keeps its labels and needs no parent for that.
+    if plan.kept_volumes().is_empty() {
         delete_parent(connection, &plan.spec_name, &plan.namespace).await?;
     }
     Ok(())
@@ -106,7 +108,9 @@ async fn destroy_plan(
             value
         }))
     }));
-    let members = ownership::list_members(connection, &bundle.name, &bundle.namespace);
+    let declared_kinds: BTreeSet<&str> = bundle.objects.iter().map(|o| o.kind()).collect();
+    let members =
+        ownership::list_members(connection, &bundle.name, &bundle.namespace, &declared_kinds);
     let claims = template_claims(connection, bundle);
     let (live, members, claims) = tokio::try_join!(live, members, claims)?;
 
@@ -122,17 +126,14 @@ async fn destroy_plan(
         if !seen.insert(k8s::describe_object(&object)) {
             continue;
         }
-        let from_template = object["kind"] == "PersistentVolumeClaim"
-            && object["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY
-            && object["metadata"]["labels"][INSTANCE_LABEL] == bundle.name.as_str();
-        if ownership::is_owned(&object, &bundle.name, &bundle.namespace) || from_template {
+        if ownership::owner_of(&object, &bundle.name, &bundle.namespace) == Owner::ThisSet {
             owned.push(object);
         } else {
             foreign.push(object);
         }
     }
     owned.sort_by_key(|o| std::cmp::Reverse(apply_rank(o["kind"].as_str().unwrap_or_default())));
-    let objects = owned
+    let mut objects: Vec<ObjectPlan> = owned
         .into_iter()
         .map(|object| {
             let keep = is_volume(&object) && !delete_volumes;
@@ -148,9 +149,12 @@ async fn destroy_plan(
                 conflicts: Vec::new(),
                 drift: Vec::new(),
                 source: format!("owned by kubectl-redis ({})", bundle.name),
+                adopt: false,
             }
         })
         .collect();
+    let applyset = ownership::applyset_id(&bundle.name, &bundle.namespace);
+    plan::keep_namespaces(connection, &applyset, &mut objects).await?;
     let plan = Plan {
         format: plan::PLAN_FORMAT.into(),
         spec_name: bundle.name.clone(),

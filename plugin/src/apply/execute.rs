@@ -34,40 +34,72 @@ pub async fn execute(
         }
     }
     let members = plan.objects.iter().map(|o| &o.desired);
-    let mut writes = usize::from(
+    // The ApplySet parent lives in the spec's namespace: it is written after the Namespaces the
+    // spec creates, and before every other member, so that none is ever left without it.
+    let namespaces = groups.remove(&apply_rank("Namespace")).unwrap_or_default();
+    let mut writes =
+        apply_group(connection, &namespaces, force_conflicts, deadline, events).await?;
+    writes += usize::from(
         ownership::ensure_parent(connection, &plan.spec_name, &plan.namespace, members).await?,
     );
     for objects in groups.values() {
-        crate::fanout::try_all(
-            objects
-                .iter()
-                .map(|object| apply_object(connection, object, force_conflicts, deadline)),
-        )
-        .await?;
-        writes += objects.len();
-        for object in objects {
-            events.emit(Event::Wrote {
-                action: object.action,
-                object: object.describe(),
-            });
-        }
+        writes += apply_group(connection, objects, force_conflicts, deadline, events).await?;
     }
     // Prune last, in reverse dependency order (the plan lists them that way).
     for object in plan.objects.iter().filter(|o| o.action == Action::Destroy) {
-        delete_planned(connection, object, deadline, events).await?;
+        delete_planned(connection, plan, object, deadline, events).await?;
         writes += 1;
     }
     Ok(writes)
 }
 
+/// Applies one group of objects concurrently, a bounded number at a time; returns how many.
+async fn apply_group(
+    connection: &Connection,
+    objects: &[&ObjectPlan],
+    force_conflicts: bool,
+    deadline: Instant,
+    events: &dyn Events,
+) -> anyhow::Result<usize> {
+    crate::fanout::try_all(
+        objects
+            .iter()
+            .map(|object| apply_object(connection, object, force_conflicts, deadline)),
+    )
+    .await?;
+    for object in objects {
+        events.emit(Event::Wrote {
+            action: object.action,
+            object: object.describe(),
+        });
+    }
+    Ok(objects.len())
+}
+
 /// Deletes an object the plan destroys (its dependents as [`k8s::cascade`] says), waits until
-/// it is gone, and says so.
+/// it is gone, and says so. A Namespace is looked into once more first: whatever appeared in it
+/// since the plan would go with it, so it stays ([`ownership::namespace`]).
 pub(crate) async fn delete_planned(
     connection: &Connection,
+    plan: &Plan,
     object: &ObjectPlan,
     deadline: Instant,
     events: &dyn Events,
 ) -> anyhow::Result<()> {
+    if object.kind() == "Namespace" {
+        let applyset = ownership::applyset_id(&plan.spec_name, &plan.namespace);
+        let live = object.live.as_ref().unwrap_or(&object.desired);
+        let leaving = Default::default();
+        if let Some(reason) =
+            ownership::namespace::reason_to_keep(connection, live, &applyset, &leaving).await?
+        {
+            anyhow::bail!(
+                "{} was not deleted: {reason}. It changed since the plan; run the command again \
+                 to see the new plan",
+                object.describe()
+            );
+        }
+    }
     k8s::delete_and_wait(
         connection,
         &object.desired,

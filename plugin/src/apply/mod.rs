@@ -22,6 +22,8 @@ pub struct ApplyOptions {
     pub force_conflicts: bool,
     /// Delete and re-create objects whose immutable fields change.
     pub allow_replace: bool,
+    /// Take existing objects kubectl-redis does not manage under this spec.
+    pub adopt: bool,
     /// Run the Redis step (form, heal, grow, drain before a shrink) after the rollout.
     pub redis_step: bool,
     /// How the Redis step reaches the pods.
@@ -47,11 +49,25 @@ pub enum Refusal {
         .0.join("\n  ")
     )]
     Conflicts(Vec<String>),
+    #[error(
+        "refusing to adopt {}: they exist and kubectl-redis does not manage them. Adopting puts \
+         them under this spec, so that a later apply may change them and destroy or prune may \
+         delete them (a Namespace only if kubectl-redis created it). Re-run with --adopt to take \
+         them over, or give the spec's objects other names. Nothing was written.",
+        .0.join(", ")
+    )]
+    Adopt(Vec<String>),
 }
 
-/// Refuses a plan that replaces objects without `allow_replace`, or takes over other managers'
-/// fields without `force_conflicts`.
+/// Refuses a plan that adopts unmanaged objects without `adopt`, replaces objects without
+/// `allow_replace`, or takes over other managers' fields without `force_conflicts`.
 pub fn check_allowed(plan: &Plan, options: &ApplyOptions) -> Result<(), Refusal> {
+    let adopting: Vec<String> = (plan.objects.iter().filter(|o| o.adopt))
+        .map(|o| o.describe())
+        .collect();
+    if !adopting.is_empty() && !options.adopt {
+        return Err(Refusal::Adopt(adopting));
+    }
     let replacing = replacements(plan);
     if !replacing.is_empty() && !options.allow_replace {
         return Err(Refusal::Replace(replacing));
@@ -75,6 +91,9 @@ pub async fn converge(
     if plan.summary().has_changes() {
         if options.redis_step {
             drain_departing_nodes(connection, plan, options, events).await?;
+        } else {
+            // A saved plan may have been made with the Redis step; this apply skips it.
+            crate::plan::refuse_undrained_shrinks(connection, plan, options.via).await?;
         }
         execute(
             connection,
@@ -85,7 +104,14 @@ pub async fn converge(
         )
         .await?;
     }
-    wait_for_rollout(connection, plan, options.deadline, events).await?;
+    wait_for_rollout(
+        connection,
+        plan,
+        options.redis_step,
+        options.deadline,
+        events,
+    )
+    .await?;
     if options.redis_step {
         form_clusters(connection, plan, options, events).await?;
         roll_clusters(connection, plan, options, events).await?;

@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{Api, ListParams};
+use std::collections::BTreeSet;
 
-use crate::k8s::Connection;
+use kube::api::{Api, DeleteParams, ListParams};
+
+use crate::cluster::target::ClusterTarget;
+use crate::k8s::{pods, Connection};
 use crate::plan::Plan;
 use crate::progress::{Event, Events};
 use crate::wait::{poll_until, Poll, TimedOut};
@@ -17,10 +20,17 @@ use crate::wait::{poll_until, Poll, TimedOut};
 const POLL: Duration = Duration::from_millis(300);
 
 /// Waits for every StatefulSet of the plan: its claims Bound, then all pods Running and Ready on
-/// the current revision. On timeout the error says which pods are not there yet and why.
+/// the current revision. On timeout the error says which pods are not there yet and why; a pod
+/// on the new revision whose container keeps crashing ends the wait at once, with its log.
+///
+/// With `replace_broken` (the Redis step runs), a Redis Cluster's pod that is not Ready and
+/// still on an old revision is replaced at once instead of waited for: the roll would replace
+/// it anyway, it serves nothing, so its shard loses no member that answers, and its volume
+/// stays. A bad revision that left a pod crash-looping is undone by applying a fixed spec.
 pub async fn wait_for_rollout(
     connection: &Connection,
     plan: &Plan,
+    replace_broken: bool,
     deadline: Instant,
     events: &dyn Events,
 ) -> anyhow::Result<()> {
@@ -31,7 +41,8 @@ pub async fn wait_for_rollout(
         let name = object.desired["metadata"]["name"]
             .as_str()
             .unwrap_or_default();
-        wait_for_statefulset(connection, namespace, name, deadline, events).await?;
+        let replace = replace_broken && ClusterTarget::of(&object.desired).is_some();
+        wait_for_statefulset(connection, namespace, name, replace, deadline, events).await?;
     }
     Ok(())
 }
@@ -40,15 +51,19 @@ pub(super) async fn wait_for_statefulset(
     connection: &Connection,
     namespace: &str,
     name: &str,
+    replace_broken: bool,
     deadline: Instant,
     events: &dyn Events,
 ) -> anyhow::Result<()> {
     let statefulsets: Api<StatefulSet> = Api::namespaced(connection.client.clone(), namespace);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(connection.client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(connection.client.clone(), namespace);
     let object = format!("StatefulSet {namespace}/{name}");
     // Only changes of state are events: a poll every 300 ms must not flood a JSON consumer.
     let last = std::sync::Mutex::new(String::new());
-    let (statefulsets_ref, claims_ref, object_ref, last) = (&statefulsets, &claims, &object, &last);
+    let replaced = std::sync::Mutex::new(BTreeSet::new());
+    let (statefulsets_ref, claims_ref, pods_ref, object_ref, last, replaced) =
+        (&statefulsets, &claims, &pods, &object, &last, &replaced);
     let waited = poll_until(
         deadline,
         POLL,
@@ -61,6 +76,46 @@ pub(super) async fn wait_for_statefulset(
             let state = RolloutState::of(&statefulset, claims_ref).await?;
             if state.done() {
                 return Ok(Poll::Ready(state));
+            }
+            for pod in list_pods(pods_ref, &statefulset).await? {
+                let pod_name = pod.metadata.name.clone().unwrap_or_default();
+                let revision = pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("controller-revision-hash"));
+                let current = revision.is_some_and(|r| *r == state.revision);
+                if pod.metadata.deletion_timestamp.is_some() || pods::is_ready(&pod) {
+                    continue;
+                }
+                if current {
+                    if let Some(crash) = pods::crash_loop(&pod) {
+                        return Err(pods::crash_error(pods_ref, &pod_name, &crash).await);
+                    }
+                } else if replace_broken && state.settled {
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    if !replaced
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(uid)
+                    {
+                        continue;
+                    }
+                    let why = pods::crash_loop(&pod).unwrap_or_else(|| "not Ready".into());
+                    pods_ref
+                        .delete(&pod_name, &DeleteParams::default())
+                        .await
+                        .with_context(|| format!("cannot delete pod {pod_name} to replace it"))?;
+                    events.emit(Event::Waiting {
+                        object: object_ref.clone(),
+                        state: format!(
+                            "replaced pod {pod_name}, which is not Ready on an old revision \
+                             ({why}): it serves nothing, and it comes back on revision {} with \
+                             its volume",
+                            state.revision
+                        ),
+                    });
+                }
             }
             let now = state.progress();
             let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -189,8 +244,8 @@ impl RolloutState {
     }
 }
 
-/// One line per pod that is not Running and Ready, with the reason the kubelet gives.
-pub(super) async fn pod_problems(pods: &Api<Pod>, statefulset: &StatefulSet) -> String {
+/// The pods of a StatefulSet, by its selector.
+async fn list_pods(pods: &Api<Pod>, statefulset: &StatefulSet) -> anyhow::Result<Vec<Pod>> {
     let selector = statefulset
         .spec
         .as_ref()
@@ -200,18 +255,22 @@ pub(super) async fn pod_problems(pods: &Api<Pod>, statefulset: &StatefulSet) -> 
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else {
+    Ok(pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items)
+}
+
+/// One line per pod that is not Running and Ready, with the reason the kubelet gives.
+pub(super) async fn pod_problems(pods: &Api<Pod>, statefulset: &StatefulSet) -> String {
+    let Ok(list) = list_pods(pods, statefulset).await else {
         return String::new();
     };
     let mut lines = String::new();
-    for pod in list.items {
+    for pod in list {
         let name = pod.metadata.name.clone().unwrap_or_default();
+        let ready = pods::is_ready(&pod);
         let status = pod.status.unwrap_or_default();
-        let ready = status
-            .conditions
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
         if !ready {
             let waiting = status
                 .container_statuses

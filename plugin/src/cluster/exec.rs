@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 
-use super::observe::{observe, observe_pod, Observation, PodError, PodState};
+use super::observe::{observe, observe_pod, Observation, PodState};
 use super::resp::Reply;
 use super::topology::Topology;
 use super::transport::{cmd, show_cmd, Cmd, RedisTransport};
@@ -79,16 +79,9 @@ pub(crate) async fn observe_all(
             if bad.is_empty() {
                 return Ok(Poll::Ready(obs));
             }
-            // Cluster mode off will not fix itself by waiting.
-            if let Some(p) = bad
-                .iter()
-                .find(|p| p.error == Some(PodError::ClusterModeOff))
-            {
-                bail!(ClusterError::Refused(format!(
-                    "{}: {}",
-                    p.pod.name,
-                    PodError::ClusterModeOff
-                )));
+            // Cluster mode off, a password Redis asks for: waiting will not fix them.
+            if let Some(refused) = final_error(&obs) {
+                bail!(refused);
             }
             let list: Vec<String> = bad
                 .iter()
@@ -106,6 +99,14 @@ pub(crate) async fn observe_all(
     })
 }
 
+/// The first pod error no wait can fix, as the refusal that ends the wait.
+pub(crate) fn final_error(observation: &Observation) -> Option<ClusterError> {
+    observation.pods.iter().find_map(|p| {
+        let error = p.error.as_ref().filter(|e| e.is_final())?;
+        Some(ClusterError::Refused(format!("{}: {error}", p.pod.name)))
+    })
+}
+
 /// Wait until the cluster verifies healthy; on timeout a [`ClusterError::NotConverged`] that
 /// starts with `what` and carries the last report.
 pub(crate) async fn wait_converged(
@@ -117,7 +118,11 @@ pub(crate) async fn wait_converged(
 ) -> Result<Report> {
     let start = Instant::now();
     let waited = poll_last(deadline, poll, || async move {
-        let report = verify(topo, &observe(t, topo).await);
+        let observation = observe(t, topo).await;
+        if let Some(refused) = final_error(&observation) {
+            bail!(refused);
+        }
+        let report = verify(topo, &observation);
         Ok(if report.healthy {
             Poll::Ready(report)
         } else {

@@ -161,6 +161,7 @@ pub(super) fn pod(n: u32, nodes: &str) -> Pod {
             pvc: format!("data-{}", name(n)),
             revision: Some(REVISION.into()),
             ready: true,
+            crash: None,
         },
         nodes: nodes.to_string(),
         state: "ok",

@@ -184,11 +184,19 @@ async fn tell_new_owner(ex: &Exec<'_>, pod: &str, assign: &[Cmd], to: &str) -> R
 }
 
 /// Finish slots a previous run left half-migrated: move them on, from their owner to the node
-/// they were migrating to (or importing into).
+/// they were migrating to (or importing into). A slot whose target already claimed it (the run
+/// stopped between `SETSLOT NODE` on the target and on the source) has moved: the source is
+/// told the new owner, which ends its MIGRATING state.
 pub(crate) async fn finish_open_slots(ex: &Exec<'_>, obs: &Observation) -> Result<bool> {
     let pod_of = obs.pod_of_id();
     let mut moves = Vec::new();
+    let mut closes: BTreeMap<String, Vec<Cmd>> = BTreeMap::new();
     let mut seen = BTreeSet::new();
+    let claims = |pod: &str, slot: u16| {
+        obs.get(pod)
+            .and_then(|state| state.myself())
+            .is_some_and(|m| m.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+    };
     for p in &obs.pods {
         let Some(me) = p.myself() else { continue };
         let owner_of = |slot: u16| -> Option<String> {
@@ -198,7 +206,14 @@ pub(crate) async fn finish_open_slots(ex: &Exec<'_>, obs: &Observation) -> Resul
                 .and_then(|n| pod_of.get(&n.id).cloned())
         };
         for (slot, to) in &me.migrating {
-            if let Some(to) = pod_of.get(to) {
+            if let Some(to_pod) = pod_of.get(to) {
+                if claims(to_pod, *slot) {
+                    let node = cmd(["CLUSTER", "SETSLOT", slot.to_string().as_str(), "NODE", to]);
+                    closes.entry(p.pod.name.clone()).or_default().push(node);
+                    seen.insert(*slot);
+                    continue;
+                }
+                let to = to_pod;
                 if seen.insert(*slot) {
                     moves.push(SlotMove {
                         slot: *slot,
@@ -220,8 +235,11 @@ pub(crate) async fn finish_open_slots(ex: &Exec<'_>, obs: &Observation) -> Resul
             }
         }
     }
+    for (pod, commands) in &closes {
+        ex.run(pod, commands.clone()).await?;
+    }
     if moves.is_empty() {
-        return Ok(false);
+        return Ok(!closes.is_empty());
     }
     move_slots(ex, obs, &moves).await?;
     Ok(true)

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::nodes::{parse_info, parse_nodes, NodeLine, SLOTS};
 use super::resp::{RedisError, Reply};
 use super::topology::{PodInfo, Topology};
-use super::transport::{cmd, show_cmd, RedisTransport};
+use super::transport::{cmd, show_cmd, RedisTransport, StreamForbidden};
 
 /// Why a pod could not be observed. Callers branch on the kind: waiting helps a pod without an
 /// IP or one still loading its data, never one whose cluster mode is off.
@@ -20,9 +20,42 @@ pub(crate) enum PodError {
     Unreachable(String),
     #[error("cluster mode is off (cluster-enabled no): this is not a Redis Cluster node")]
     ClusterModeOff,
+    /// Redis refused the command for a reason no wait can fix (a password it asks for, a wrong
+    /// one, a command it does not know): the message says which and what to do.
+    #[error("{0}")]
+    Refused(String),
     /// A command failed (e.g. `LOADING` while the AOF loads) or answered nonsense.
     #[error("{0}")]
     Failed(String),
+}
+
+impl PodError {
+    /// An error waiting cannot fix: every wait on the pods ends at once with it.
+    pub(crate) fn is_final(&self) -> bool {
+        matches!(self, PodError::ClusterModeOff | PodError::Refused(_))
+    }
+
+    /// The pod error a Redis error reply to `command` stands for.
+    fn of_reply(command: &str, message: &str) -> PodError {
+        match RedisError::of(message) {
+            RedisError::ClusterSupportDisabled => PodError::ClusterModeOff,
+            RedisError::AuthRequired => PodError::Refused(format!(
+                "{command} failed: {message} Redis asks for a password (`requirepass`) and \
+                 kubectl-redis sent none: remove requirepass and masterauth from \
+                 spec.redisConfig, which would also put the password in the ConfigMap in plain \
+                 text"
+            )),
+            RedisError::AuthRefused => PodError::Refused(format!(
+                "{command} failed: {message} Redis refuses the credentials or the user's \
+                 permissions"
+            )),
+            RedisError::UnknownCommand => PodError::Refused(format!(
+                "{command} failed: {message} This Redis does not know a command Redis Cluster \
+                 management needs (renamed with rename-command, or not a Redis Cluster node)"
+            )),
+            _ => PodError::Failed(format!("{command} failed: {message}")),
+        }
+    }
 }
 
 /// What one pod reported (or why it could not).
@@ -116,6 +149,28 @@ impl Observation {
                 .is_some_and(|m| m.is_master() && m.slots.is_empty())
         })
     }
+    /// What `pods` say, as if the nodes of the others did not exist: only their states, and in
+    /// each only the node lines of each other. A scale-in that stopped after some nodes forgot
+    /// the departing ones is judged on this.
+    pub(crate) fn among(&self, pods: &[String]) -> Observation {
+        let gone: BTreeSet<&str> = self
+            .pods
+            .iter()
+            .filter(|p| !pods.contains(&p.pod.name))
+            .filter_map(|p| p.id.as_deref())
+            .collect();
+        let pods = self
+            .pods
+            .iter()
+            .filter(|p| pods.contains(&p.pod.name))
+            .map(|p| {
+                let mut p = p.clone();
+                p.nodes.retain(|n| !gone.contains(n.id.as_str()));
+                p
+            })
+            .collect();
+        Observation { pods }
+    }
     /// A slot some node is migrating or importing: a move a previous run left half done.
     pub(crate) fn has_open_slots(&self) -> bool {
         self.pods.iter().any(|p| {
@@ -174,18 +229,18 @@ pub(super) async fn observe_pod(
     ];
     let replies = match t.pipeline(&addr, &cmds).await {
         Ok(r) => r,
+        Err(e) if e.chain().any(|cause| cause.is::<StreamForbidden>()) => {
+            st.error = Some(PodError::Refused(format!("{e:#}")));
+            return st;
+        }
         Err(e) => {
             st.error = Some(PodError::Unreachable(format!("{}: {e:#}", t.kind())));
             return st;
         }
     };
     let mut fail = |c: usize, e: String| {
-        let why = if RedisError::of(&e) == RedisError::ClusterSupportDisabled {
-            PodError::ClusterModeOff
-        } else {
-            PodError::Failed(format!("{} failed: {e}", show_cmd(&cmds[c])))
-        };
-        st.error.get_or_insert(why);
+        st.error
+            .get_or_insert_with(|| PodError::of_reply(&show_cmd(&cmds[c]), &e));
     };
     match text(&replies[0]).and_then(|s| parse_nodes(&s).map_err(|e| e.to_string())) {
         Ok(nodes) => st.nodes = nodes,

@@ -264,6 +264,7 @@ mod tests {
                 pvc: format!("data-redis-cluster-{i}"),
                 revision: None,
                 ready: true,
+                crash: None,
             })
             .collect();
         Topology::new(pods, masters, reps)

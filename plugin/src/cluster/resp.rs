@@ -29,6 +29,13 @@ pub(crate) enum RedisError {
     SetslotOnReplica,
     /// `BUSYKEY Target key name already exists.` (MIGRATE without REPLACE).
     BusyKey,
+    /// `NOAUTH Authentication required.`: the server has a password and was sent none.
+    AuthRequired,
+    /// `WRONGPASS ...` (6.0+), `ERR invalid password` (5.0), `NOPERM ...` (ACL): the password
+    /// or the user's permissions are wrong.
+    AuthRefused,
+    /// `ERR unknown command ...`: a renamed or disabled command, or an older Redis.
+    UnknownCommand,
     /// Any other error.
     Other,
 }
@@ -45,8 +52,16 @@ impl RedisError {
             ("does not know any other node", RedisError::KnowsOtherNodes),
             ("SETSLOT only with masters", RedisError::SetslotOnReplica),
         ];
-        if message.starts_with("BUSYKEY") {
-            return RedisError::BusyKey;
+        let prefixes = [
+            ("BUSYKEY", RedisError::BusyKey),
+            ("NOAUTH", RedisError::AuthRequired),
+            ("WRONGPASS", RedisError::AuthRefused),
+            ("NOPERM", RedisError::AuthRefused),
+            ("ERR invalid password", RedisError::AuthRefused),
+            ("ERR unknown command", RedisError::UnknownCommand),
+        ];
+        if let Some((_, kind)) = prefixes.iter().find(|(p, _)| message.starts_with(p)) {
+            return *kind;
         }
         KNOWN
             .iter()
@@ -379,6 +394,24 @@ mod tests {
             (
                 "BUSYKEY Target key name already exists.",
                 RedisError::BusyKey,
+            ),
+            ("NOAUTH Authentication required.", RedisError::AuthRequired),
+            (
+                "WRONGPASS invalid username-password pair or user is disabled.",
+                RedisError::AuthRefused,
+            ),
+            ("ERR invalid password", RedisError::AuthRefused),
+            (
+                "NOPERM this user has no permissions to run the 'cluster|nodes' command",
+                RedisError::AuthRefused,
+            ),
+            (
+                "ERR unknown command `CLUSTER`, with args beginning with: `NODES`, ",
+                RedisError::UnknownCommand,
+            ),
+            (
+                "ERR unknown command 'CLUSTER', with args beginning with: 'NODES' ",
+                RedisError::UnknownCommand,
             ),
             ("ERR Slot 5 is already busy", RedisError::Other),
         ] {

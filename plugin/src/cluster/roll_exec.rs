@@ -15,7 +15,7 @@ use super::form::Remeet;
 use super::observe::observe;
 use super::roll::{self, outdated_pods, Facts, Next, Role, RollAction, RollOptions};
 use super::target::{transport, ClusterTarget, Via};
-use super::topology::Topology;
+use super::topology::{PodInfo, Topology};
 use super::transport::RedisTransport;
 use super::verify::verify;
 use crate::progress::{Event, Events};
@@ -57,7 +57,7 @@ pub(crate) async fn roll(
     let mut pending: Option<(String, Role, Instant)> = None;
     let mut failed_over: Option<String> = None;
     loop {
-        let (next, topo) = settle(client, target, t, run).await?;
+        let (next, topo) = settle(client, target, &pods, t, run).await?;
         let revision = topo.update_revision.clone().unwrap_or_default();
         if let Some((pod, role, since)) = pending.take() {
             run.events.emit(Event::RollReplaced {
@@ -119,6 +119,7 @@ pub(crate) async fn roll(
 async fn settle(
     client: &Client,
     target: &ClusterTarget,
+    pods: &Api<Pod>,
     t: &dyn RedisTransport,
     run: &RollRun<'_>,
 ) -> anyhow::Result<(Option<RollAction>, Topology)> {
@@ -132,6 +133,13 @@ async fn settle(
         &format!("{object} to settle between two steps of the roll"),
         move || async move {
             let topo = target.topology(client).await?;
+            // A pod the roll replaced that cannot start on the new revision stops the roll
+            // at once: waiting would not fix it, and the next pod must not follow it.
+            let updated = |p: &&PodInfo| p.revision.is_some() && p.revision == topo.update_revision;
+            if let Some(pod) = topo.pods.iter().filter(updated).find(|p| p.crash.is_some()) {
+                let crash = pod.crash.as_deref().unwrap_or_default();
+                return Err(crate::k8s::pods::crash_error(pods, &pod.name, crash).await);
+            }
             let obs = observe(t, &topo).await;
             let why = match roll::next(&Facts::new(&topo, &obs), run.options)? {
                 Next::Done => return Ok(Poll::Ready((None, topo))),

@@ -14,7 +14,7 @@ use super::decide::{check_safe, fixed_roles};
 use super::exec::{failover, observe_all, wait_converged, ClusterError, Exec, FormOptions};
 use super::migrate::{move_slots, SlotMove};
 use super::nodes::even_ranges;
-use super::observe::Observation;
+use super::observe::{Observation, PodState};
 use super::plan::plan;
 use super::resp::{RedisError, Reply};
 use super::topology::{PodInfo, Topology};
@@ -86,6 +86,63 @@ pub(super) fn balance_moves(
     moves
 }
 
+/// Pure: what deleting the pods from ordinal `keep` on would take with it if nothing drained them
+/// first, from what the pods report: the slots their masters serve (and the keys they hold), or
+/// the slots the staying pods see served by nodes that are not among them. None when they hold
+/// nothing only they have; a reason to refuse when nobody who stays could be asked.
+pub(crate) fn undrained_loss(obs: &Observation, keep: usize) -> Option<String> {
+    let (staying, departing): (Vec<&PodState>, Vec<&PodState>) = obs
+        .pods
+        .iter()
+        .partition(|p| (p.pod.ordinal as usize) < keep);
+    let mut losses = Vec::new();
+    let mut slots = 0;
+    let mut keys = 0;
+    let mut holders = Vec::new();
+    for pod in departing.iter().filter(|p| p.ok()) {
+        if let Some(me) = pod
+            .myself()
+            .filter(|m| m.is_master() && !m.slots.is_empty())
+        {
+            slots += count(&me.slots);
+            keys += pod.keys;
+            holders.push(pod.pod.name.clone());
+        }
+    }
+    if !holders.is_empty() {
+        losses.push(format!(
+            "{slots} slot(s) with {keys} key(s) live on {}, and no pod that stays has them",
+            holders.join(", ")
+        ));
+    }
+    let asked: Vec<&&PodState> = staying.iter().filter(|p| p.ok()).collect();
+    if asked.is_empty() {
+        losses.push(
+            "no pod that stays answered, so losing nothing cannot be shown (apply without \
+             --skip-cluster-init waits for them)"
+                .into(),
+        );
+    }
+    let staying_ids: BTreeSet<&str> = asked.iter().filter_map(|p| p.id.as_deref()).collect();
+    // The most any staying pod sees served by others: a departing master that cannot be asked.
+    let elsewhere: usize = asked
+        .iter()
+        .map(|p| {
+            (p.nodes.iter())
+                .filter(|n| n.is_master() && !staying_ids.contains(n.id.as_str()))
+                .map(|n| n.slot_count())
+                .sum()
+        })
+        .max()
+        .unwrap_or(0);
+    if holders.is_empty() && elsewhere > 0 {
+        losses.push(format!(
+            "the pods that stay see {elsewhere} slot(s) served by nodes that are not among them"
+        ));
+    }
+    (!losses.is_empty()).then(|| losses.join("; "))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ScaleInOutcome {
     pub departed: Vec<String>,
@@ -107,16 +164,6 @@ pub async fn scale_in(
     opts: &FormOptions,
 ) -> Result<ScaleInOutcome> {
     let deadline = opts.deadline()?;
-    let obs = observe_all(t, topo, deadline, opts.poll).await?;
-    let report = verify(topo, &obs);
-    if !report.healthy {
-        let list: Vec<String> = report.problems.iter().map(|p| format!("  - {p}")).collect();
-        bail!(ClusterError::Refused(format!(
-            "the cluster must be healthy before scaling in:\n{}",
-            list.join("\n")
-        )));
-    }
-    check_safe(&obs)?;
     let (staying, departing): (Vec<&PodInfo>, Vec<&PodInfo>) =
         topo.pods.iter().partition(|p| (p.ordinal as usize) < keep);
     let names =
@@ -134,9 +181,30 @@ pub async fn scale_in(
         deadline,
     };
 
-    run.promote_staying_replicas(&obs).await?;
-    let obs = observe_all(t, topo, deadline, opts.poll).await?;
-    let moved_slots = run.drain_departing(&obs).await?;
+    let mut obs = observe_all(t, topo, deadline, opts.poll).await?;
+    if obs.has_open_slots() {
+        // A previous scale-in stopped in the middle of a move: finish it first, keys included.
+        check_safe(&obs)?;
+        super::migrate::finish_open_slots(&run.ex, &obs).await?;
+        obs = wait_slots_closed(t, topo, deadline, opts).await?;
+    }
+    let moved_slots = match run.resume_point(topo, &obs) {
+        Resume::Start => {
+            check_safe(&obs)?;
+            run.promote_staying_replicas(&obs).await?;
+            let obs = observe_all(t, topo, deadline, opts.poll).await?;
+            run.drain_departing(&obs).await?
+        }
+        // Drained, and some nodes forgot the departing ones: only the forgetting is left.
+        Resume::Forget => 0,
+        Resume::Refuse(report) => {
+            let list: Vec<String> = report.problems.iter().map(|p| format!("  - {p}")).collect();
+            bail!(ClusterError::Refused(format!(
+                "the cluster must be healthy before scaling in:\n{}",
+                list.join("\n")
+            )));
+        }
+    };
     let obs = wait_slots_settled(t, topo, deadline, opts, &run.departing).await?;
     run.repoint_replicas(&obs).await?;
     run.forget_departed(&obs).await?;
@@ -154,6 +222,17 @@ pub async fn scale_in(
         moved_slots,
         report,
     })
+}
+
+/// Where a scale-in starts, from what the cluster reports.
+enum Resume {
+    /// The whole cluster is healthy: from the beginning (drained slots move nothing).
+    Start,
+    /// A previous run drained the departing pods and some nodes forgot them: the staying pods
+    /// are a healthy cluster of their own once the departing nodes are left out.
+    Forget,
+    /// Neither: nothing is changed.
+    Refuse(Report),
 }
 
 /// One scale-in: the pods that stay (ordinals below the new size), the ones that go, and the
@@ -174,6 +253,28 @@ fn holds_slots(obs: &Observation, pod: &str) -> bool {
 }
 
 impl ScaleIn<'_> {
+    fn resume_point(&self, topo: &Topology, obs: &Observation) -> Resume {
+        let report = verify(topo, obs);
+        if report.healthy {
+            return Resume::Start;
+        }
+        let pod_of = obs.pod_of_id();
+        let departing_hold_slots = obs
+            .pods
+            .iter()
+            .flat_map(|p| &p.nodes)
+            .filter(|n| !n.slots.is_empty())
+            .filter_map(|n| pod_of.get(&n.id))
+            .any(|pod| self.departing.contains(pod));
+        let staying = verify(&self.keep_topo, &obs.among(&self.staying));
+        if !departing_hold_slots && staying.healthy && check_safe(&obs.among(&self.staying)).is_ok()
+        {
+            Resume::Forget
+        } else {
+            Resume::Refuse(report)
+        }
+    }
+
     fn masters(&self, obs: &Observation, among: &[String]) -> Vec<String> {
         among
             .iter()
@@ -276,6 +377,29 @@ impl ScaleIn<'_> {
         }
         Ok(())
     }
+}
+
+/// After finishing half-moved slots: wait until no node reports a slot open.
+async fn wait_slots_closed(
+    t: &dyn RedisTransport,
+    topo: &Topology,
+    deadline: Instant,
+    opts: &FormOptions,
+) -> Result<Observation> {
+    poll_until(
+        deadline,
+        opts.poll,
+        "every node to close the slots a previous run left half-moved",
+        || async move {
+            let obs = observe_all(t, topo, deadline, opts.poll).await?;
+            Ok(if obs.has_open_slots() {
+                Poll::Pending("a slot is still migrating or importing".to_string())
+            } else {
+                Poll::Ready(obs)
+            })
+        },
+    )
+    .await
 }
 
 /// After moves: wait until no departing pod owns a slot in anyone's view.

@@ -172,3 +172,60 @@ fn balance_moves_from_observations() {
         }
     }
 }
+
+mod undrained {
+    use super::super::undrained_loss;
+    use crate::cluster::fixture::{cluster, lines, observation, seed};
+    use crate::cluster::observe::PodError;
+
+    #[test]
+    fn a_departing_master_with_slots_is_a_loss_a_departing_replica_is_not() {
+        // Masters 0..3 with replicas 4..7: the departing pods 6 and 7 are replicas of 2 and 3.
+        let four = cluster(&lines(&[0, 1, 2, 3], &[(4, 0), (5, 1), (6, 2), (7, 3)]));
+        let obs = observation(&four);
+        assert_eq!(undrained_loss(&obs, 6), None);
+        // Masters 0, 1, 2, 6 with replicas 3, 4, 5, 7: pod 6 serves a quarter of the slots.
+        let mut four = cluster(&lines(&[0, 1, 2, 6], &[(3, 0), (4, 1), (5, 2), (7, 6)]));
+        four.sort_by_key(|p| p.info.ordinal);
+        four[6].keys = 2481;
+        let obs = observation(&four);
+        assert_eq!(
+            undrained_loss(&obs, 6).as_deref(),
+            Some("4096 slot(s) with 2481 key(s) live on redis-cluster-6, and no pod that stays has them")
+        );
+    }
+
+    #[test]
+    fn a_departing_pod_that_cannot_be_asked_counts_by_what_the_staying_ones_see() {
+        let mut four = cluster(&lines(&[0, 1, 2, 6], &[(3, 0), (4, 1), (5, 2), (7, 6)]));
+        four.sort_by_key(|p| p.info.ordinal);
+        four[6].error = Some(PodError::NoIp);
+        let obs = observation(&four);
+        assert_eq!(
+            undrained_loss(&obs, 6).as_deref(),
+            Some("the pods that stay see 4096 slot(s) served by nodes that are not among them")
+        );
+        // An unformed cluster: nothing to lose, whoever answers.
+        let mut fresh = seed();
+        for pod in &mut fresh {
+            pod.nodes = format!(
+                "${:x} {}:6379@16379 myself,master - 0 0 0 connected",
+                pod.info.ordinal,
+                pod.info.ip.clone().unwrap()
+            );
+        }
+        let obs = observation(&fresh);
+        assert_eq!(undrained_loss(&obs, 4), None);
+    }
+
+    #[test]
+    fn when_no_staying_pod_answers_nothing_can_be_shown() {
+        let mut pods = seed();
+        for pod in &mut pods {
+            pod.error = Some(PodError::Unreachable("test".into()));
+        }
+        let obs = observation(&pods);
+        let loss = undrained_loss(&obs, 4).unwrap();
+        assert!(loss.starts_with("no pod that stays answered"), "{loss}");
+    }
+}

@@ -179,6 +179,34 @@ pub async fn preview(
     Some(preview)
 }
 
+/// What shrinking the StatefulSet `live` to `desired` would destroy if the pods went without the
+/// Redis step's drain, read-only ([`super::scale::undrained_loss`]). None when nothing shrinks,
+/// the StatefulSet is not a Redis Cluster, or the departing pods hold nothing only they have.
+pub async fn undrained_loss(
+    client: &Client,
+    desired: &Value,
+    live: &Value,
+    via: Via,
+) -> Option<String> {
+    let pods = |o: &Value| o["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
+    if pods(live) <= pods(desired) {
+        return None;
+    }
+    let wanted = ClusterTarget::of(desired)?;
+    let current = ClusterTarget::of(live).unwrap_or(wanted);
+    let topology = match current.topology(client).await {
+        Ok(topology) => topology,
+        Err(error) => {
+            return Some(format!(
+                "its pods could not be listed, so losing nothing cannot be shown ({error:#})"
+            ))
+        }
+    };
+    let transport = transport(via, client, &current.namespace);
+    let observed = observe(transport.as_ref(), &topology).await;
+    super::scale::undrained_loss(&observed, pods(desired))
+}
+
 /// The roll `apply` will make, from what the pods report now; `all` when every pod will be
 /// out of date (the pod template changes).
 fn roll_step(topology: &Topology, observed: &Observation, all: bool) -> Option<RedisStep> {

@@ -26,6 +26,8 @@ pub struct PodInfo {
     pub revision: Option<String>,
     /// Its `Ready` condition is `True`.
     pub ready: bool,
+    /// Why its container keeps failing to start, when it does (`k8s::pods::crash_loop`).
+    pub crash: Option<String>,
 }
 
 impl PodInfo {
@@ -187,14 +189,10 @@ pub async fn topology_from_kube(
             .labels
             .as_ref()
             .and_then(|l| l.get(REVISION_LABEL).cloned());
-        let ready = p
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         pods.push(PodInfo {
             revision,
-            ready,
+            ready: crate::k8s::pods::is_ready(&p),
+            crash: crate::k8s::pods::crash_loop(&p),
             pvc: format!("{claim}-{sts_name}-{ordinal}"),
             name,
             ordinal,

@@ -223,10 +223,43 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ForwardedStream<S> {
     }
 }
 
+/// The API server refused to open a stream into a pod: a missing permission, which no wait
+/// cures (a pod still starting is a different error).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "RBAC forbids `{subresource}` on pod {pod} (403 Forbidden): your user needs `create` and \
+     `get` on `{subresource}` in the pod's namespace (`kubectl redis render --rbac` prints a Role \
+     with them), or pick another --via"
+)]
+pub(crate) struct StreamForbidden {
+    /// `pods/portforward` or `pods/exec`.
+    pub subresource: &'static str,
+    pub pod: String,
+}
+
+/// A typed [`StreamForbidden`] for the 403 of a stream's upgrade, any other error as it is.
+fn forbidden_as_typed(error: kube::Error, subresource: &'static str, pod: &str) -> anyhow::Error {
+    use kube::client::UpgradeConnectionError::ProtocolSwitch;
+    match &error {
+        kube::Error::UpgradeConnection(ProtocolSwitch(code)) if code.as_u16() == 403 => {
+            StreamForbidden {
+                subresource,
+                pod: pod.to_string(),
+            }
+            .into()
+        }
+        _ => error.into(),
+    }
+}
+
 impl Connector for PortForwardConnector {
     fn connect<'a>(&'a self, pod: &'a PodAddr) -> BoxFuture<'a, Result<Box<dyn RespStream>>> {
         Box::pin(async move {
-            let mut forwarder = self.pods.portforward(&pod.name, &[pod.port]).await?;
+            let mut forwarder = self
+                .pods
+                .portforward(&pod.name, &[pod.port])
+                .await
+                .map_err(|e| forbidden_as_typed(e, "pods/portforward", &pod.name))?;
             let stream = forwarder.take_stream(pod.port).ok_or_else(|| {
                 anyhow!(
                     "port-forward to {} gave no stream for port {}",
@@ -339,6 +372,7 @@ impl ExecTransport {
             .pods
             .exec(&pod.name, argv, &ap)
             .await
+            .map_err(|e| forbidden_as_typed(e, "pods/exec", &pod.name))
             .with_context(|| format!("{}: exec redis-cli failed", pod.name))?;
         let mut stdout = proc
             .stdout()

@@ -8,7 +8,7 @@ use kubectl_redis::apply::{self, ApplyOptions};
 use kubectl_redis::cluster::RedisStep;
 use kubectl_redis::cluster::RollOptions;
 use kubectl_redis::k8s;
-use kubectl_redis::plan::{Plan, ShowOptions};
+use kubectl_redis::plan::{Plan, RedisPlanning, ShowOptions};
 use kubectl_redis::wait::deadline_after;
 
 use super::progress::{Ending, Progress, ProgressFormat};
@@ -34,6 +34,10 @@ pub(crate) struct ApplyArgs {
         required_unless_present = "plan_file"
     )]
     pub files: Vec<PathBuf>,
+    /// The instance name of plain manifests (needed when they come from stdin): what their
+    /// ownership labels and ApplySet are named after. Defaults to the first file's name.
+    #[arg(long, value_name = "NAME", conflicts_with = "plan_file")]
+    pub instance: Option<String>,
     /// A plan saved by `plan --out`: apply exactly that, if the cluster has not changed since.
     #[arg(value_name = "PLANFILE", conflicts_with = "files")]
     pub plan_file: Option<PathBuf>,
@@ -46,6 +50,12 @@ pub(crate) struct ApplyArgs {
     /// Allow deleting and re-creating objects whose immutable fields change.
     #[arg(long)]
     pub allow_replace: bool,
+    /// Take objects that exist but are not managed by kubectl-redis (the plan says "will be
+    /// ADOPTED") under this spec: a later apply may change them, destroy and prune may delete
+    /// them. An adopted Namespace is never deleted. Objects of another kubectl-redis instance
+    /// are never taken over.
+    #[arg(long)]
+    pub adopt: bool,
     /// How long to wait for volumes, pods and the Redis cluster (e.g. 90s, 5m, 1h).
     #[arg(long, default_value = "5m", value_parser = parse_timeout)]
     pub timeout: Duration,
@@ -91,6 +101,7 @@ async fn apply(
     let options = ApplyOptions {
         force_conflicts: args.force_conflicts,
         allow_replace: args.allow_replace,
+        adopt: args.adopt,
         redis_step: !args.skip_cluster_init,
         via: args.via.into(),
         roll: RollOptions {
@@ -114,9 +125,13 @@ async fn apply(
             let Some(prepared) = super::plan::prepare(
                 global,
                 &args.files,
+                args.instance.as_deref(),
                 &args.policy,
                 args.delete_volumes,
-                (!args.skip_cluster_init).then_some(args.via),
+                RedisPlanning {
+                    via: args.via.into(),
+                    step: !args.skip_cluster_init,
+                },
             )
             .await?
             else {

@@ -20,6 +20,10 @@ pub(crate) struct DestroyArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
     #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
     pub files: Vec<PathBuf>,
+    /// The instance name of plain manifests (needed when they come from stdin): what their
+    /// ownership labels and ApplySet are named after. Defaults to the first file's name.
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
     /// Do not ask for confirmation (neither of the two questions --delete-volumes asks).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -51,6 +55,7 @@ async fn destroy(
         &global.connect_options(),
         global.namespace.as_deref(),
         &args.files,
+        args.instance.as_deref(),
         args.delete_volumes,
     )
     .await?;

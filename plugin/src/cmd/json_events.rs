@@ -182,6 +182,7 @@ mod tests {
             drift: Vec::new(),
             consequence: None,
             source: "spec.yaml:1".into(),
+            adopt: false,
         };
         Plan {
             format: PLAN_FORMAT.into(),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use kubectl_redis::plan::{self, Preparation, Prepared, ShowOptions};
+use kubectl_redis::plan::{self, Preparation, Prepared, RedisPlanning, ShowOptions};
 
 use super::{GlobalArgs, Outcome, PolicyArgs, ViaArg};
 
@@ -17,6 +17,10 @@ pub(crate) struct PlanArgs {
     /// Spec file, directory of manifests, or `-` for stdin. May be repeated.
     #[arg(short = 'f', long = "filename", value_name = "SPEC", required = true)]
     pub files: Vec<PathBuf>,
+    /// The instance name of plain manifests (needed when they come from stdin): what their
+    /// ownership labels and ApplySet are named after. Defaults to the first file's name.
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
     /// Save the plan for `kubectl redis apply PLANFILE` (written with mode 0600: it holds secrets).
     #[arg(long, value_name = "PLANFILE")]
     pub out: Option<PathBuf>,
@@ -54,17 +58,19 @@ pub(crate) enum PlanFormat {
 pub(crate) async fn prepare(
     global: &GlobalArgs,
     files: &[PathBuf],
+    instance: Option<&str>,
     policy: &PolicyArgs,
     delete_volumes: bool,
-    redis_via: Option<ViaArg>,
+    redis: RedisPlanning,
 ) -> anyhow::Result<Option<Prepared>> {
     let preparation = plan::prepare(
         &global.connect_options(),
         global.namespace.as_deref(),
         files,
+        instance,
         &policy.options(),
         delete_volumes,
-        redis_via.map(Into::into),
+        redis,
     )
     .await?;
     let prepared = match preparation {
@@ -96,13 +102,17 @@ pub(crate) async fn prepare(
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<Outcome> {
-    let redis_via = (!args.skip_cluster_init).then_some(args.via);
+    let redis = RedisPlanning {
+        via: args.via.into(),
+        step: !args.skip_cluster_init,
+    };
     let Some(prepared) = prepare(
         global,
         &args.files,
+        args.instance.as_deref(),
         &args.policy,
         args.delete_volumes,
-        redis_via,
+        redis,
     )
     .await?
     else {

@@ -119,12 +119,26 @@ pub(crate) fn explain(
     object: &Value,
     connection: &str,
 ) -> anyhow::Error {
-    let target = describe_object(object);
     let kind = object["kind"].as_str().unwrap_or_default();
-    let resource = api_resource(kind)
-        .map(|(r, _)| r.plural)
-        .unwrap_or_else(|| kind.to_lowercase());
     let namespace = object["metadata"]["namespace"].as_str();
+    let (resource, namespaced) = api_resource(kind)
+        .map(|(r, namespaced)| (r.plural, namespaced))
+        .unwrap_or_else(|| (kind.to_lowercase(), namespace.is_some()));
+    // A list names no object: say which resource, and where.
+    let target = match object["metadata"]["name"].as_str() {
+        Some(_) => describe_object(object),
+        None => match namespace.filter(|_| namespaced) {
+            Some(namespace) => format!("{resource} in namespace `{namespace}`"),
+            None => format!("{resource} (cluster-wide)"),
+        },
+    };
+    let scope = match namespace.filter(|_| namespaced) {
+        Some(namespace) => format!(" in namespace `{namespace}` (a Role there will do)"),
+        None => format!(
+            " cluster-wide: {resource} are cluster-scoped, so only a ClusterRole (with a \
+             ClusterRoleBinding) grants it"
+        ),
+    };
     match &error {
         kube::Error::Api(status) => match status.code {
             401 => anyhow::anyhow!(
@@ -133,10 +147,7 @@ pub(crate) fn explain(
             ),
             403 => anyhow::anyhow!(
                 "cannot {verb} {target}: RBAC forbids it (403 Forbidden). Your user needs `{verb}` \
-                 on `{resource}`{}. The server said: {}",
-                namespace
-                    .map(|n| format!(" in namespace `{n}`"))
-                    .unwrap_or_else(|| " (cluster-scoped)".into()),
+                 on `{resource}`{scope}. The server said: {}",
                 status.message
             ),
             409 => anyhow::anyhow!(
@@ -193,9 +204,17 @@ mod tests {
         let pv = json!({"kind": "PersistentVolume", "metadata": {"name": "redis01"}});
         let message = explain(api_error(403, "nope"), "get", &pv, "ctx").to_string();
         assert!(
-            message.contains("`get` on `persistentvolumes` (cluster-scoped)"),
+            message.contains("`get` on `persistentvolumes` cluster-wide"),
             "{message}"
         );
+        // A list of a cluster-scoped kind, probed with the spec's namespace, names no namespace.
+        let probe = json!({"kind": "Namespace", "metadata": {"namespace": "team"}});
+        let message = explain(api_error(403, "nope"), "list", &probe, "ctx").to_string();
+        assert!(
+            message.starts_with("cannot list namespaces (cluster-wide): RBAC forbids it"),
+            "{message}"
+        );
+        assert!(!message.contains("in namespace"), "{message}");
     }
 
     /// A 422 as kube-apiserver sends it (`apierrors.NewInvalid`): one cause per field error.

@@ -12,7 +12,7 @@ use super::model::{normalize, volume_fate, Action, Conflict, ObjectPlan, Plan, P
 use crate::cluster::preview::RedisPreview;
 use crate::cluster::target::{self, Via};
 use crate::k8s::{self, ConnectOptions, Connection, InvalidCause, FIELD_MANAGER};
-use crate::ownership;
+use crate::ownership::{self, namespace as owned_namespace, Owner};
 use crate::policy::{PolicyOptions, Report};
 use crate::render::{self, Bundle, RenderedObject};
 use crate::spec;
@@ -39,11 +39,12 @@ pub async fn prepare(
     connect: &ConnectOptions,
     namespace: Option<&str>,
     files: &[std::path::PathBuf],
+    instance: Option<&str>,
     policy: &PolicyOptions,
     delete_volumes: bool,
-    redis_via: Option<Via>,
+    redis: RedisPlanning,
 ) -> anyhow::Result<Preparation> {
-    let spec = spec::load(files)?;
+    let spec = spec::load_instance(files, instance)?;
     let connection = k8s::connect(connect).await?;
     let bundle = render::render(spec, namespace, &connection.default_namespace)?;
     let report = crate::policy::run(&bundle, policy)?;
@@ -52,14 +53,69 @@ pub async fn prepare(
     }
     let policy_warnings = report.count(crate::policy::Severity::Warn);
     let mut plan = compute(&connection, &bundle, delete_volumes).await?;
-    if let Some(via) = redis_via {
-        plan.redis = preview_redis(&connection, &plan, via).await;
+    if redis.step {
+        plan.redis = preview_redis(&connection, &plan, redis.via).await;
+    } else {
+        refuse_undrained_shrinks(&connection, &plan, redis.via).await?;
     }
     Ok(Preparation::Ready(Prepared {
         connection,
         plan,
         policy_warnings,
     }))
+}
+
+/// Whether the plan covers the Redis step, and how it reaches the pods (also used without the
+/// step, to see what a shrink would delete).
+#[derive(Debug, Clone, Copy)]
+pub struct RedisPlanning {
+    pub via: Via,
+    /// False under `--skip-cluster-init`.
+    pub step: bool,
+}
+
+/// A StatefulSet would shrink without the Redis step's drain, and its departing pods hold data.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to shrink StatefulSet {statefulset} from {from} to {to} pods without the Redis \
+     step (--skip-cluster-init): {loss}. Deleting those pods first would lose that data. Run \
+     without --skip-cluster-init: the Redis step moves the slots and their keys to the pods that \
+     stay, then shrinks. Nothing was written"
+)]
+pub struct UndrainedShrink {
+    /// `default/redis-cluster`.
+    pub statefulset: String,
+    pub from: u64,
+    pub to: u64,
+    /// What would be lost, as the preview counts it.
+    pub loss: String,
+}
+
+/// Refuses a plan that shrinks a Redis Cluster's StatefulSet when the Redis step, which drains
+/// the departing pods first, will not run: whatever flag skips the drain, the data stays.
+pub async fn refuse_undrained_shrinks(
+    connection: &Connection,
+    plan: &Plan,
+    via: Via,
+) -> Result<(), UndrainedShrink> {
+    for object in plan.objects.iter().filter(|o| o.kind() == "StatefulSet") {
+        let Some(live) = &object.live else { continue };
+        if object.action == Action::Destroy {
+            continue;
+        }
+        if let Some(loss) =
+            target::undrained_loss(&connection.client, &object.desired, live, via).await
+        {
+            let pods = |o: &Value| o["spec"]["replicas"].as_u64().unwrap_or(0);
+            return Err(UndrainedShrink {
+                statefulset: object.describe().trim_start_matches("StatefulSet ").into(),
+                from: pods(live),
+                to: pods(&object.desired),
+                loss,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The Redis step's preview for every cluster-mode StatefulSet of the plan.
@@ -86,7 +142,8 @@ pub async fn preview_redis(connection: &Connection, plan: &Plan, via: Via) -> Ve
 }
 
 /// Computes the plan for every object of the bundle, and the prune of owned objects the spec no
-/// longer declares, all at once.
+/// longer declares, all at once. A declared object that belongs to another kubectl-redis
+/// instance stops the plan ([`OwnedElsewhere`]).
 pub async fn compute(
     connection: &Connection,
     bundle: &Bundle,
@@ -96,10 +153,28 @@ pub async fn compute(
         bundle
             .objects
             .iter()
-            .map(|object| plan_object(connection, object)),
+            .map(|object| plan_object(connection, bundle, object)),
     );
-    let members = ownership::list_members(connection, &bundle.name, &bundle.namespace);
-    let (mut objects, members) = tokio::try_join!(declared, members)?;
+    let declared_kinds: BTreeSet<&str> = bundle.objects.iter().map(|o| o.kind()).collect();
+    let members =
+        ownership::list_members(connection, &bundle.name, &bundle.namespace, &declared_kinds);
+    let (planned, members) = tokio::try_join!(declared, members)?;
+    let mut objects = Vec::with_capacity(planned.len());
+    let mut elsewhere = Vec::new();
+    for object in planned {
+        match object {
+            Planned::Object(object) => objects.push(object),
+            Planned::Elsewhere(foreign) => elsewhere.push(foreign),
+        }
+    }
+    if !elsewhere.is_empty() {
+        return Err(OwnedElsewhere {
+            spec_name: bundle.name.clone(),
+            namespace: bundle.namespace.clone(),
+            objects: elsewhere,
+        }
+        .into());
+    }
     let key = |o: &Value| k8s::describe_object(o);
     let declared_keys: BTreeSet<String> = bundle
         .objects
@@ -113,6 +188,8 @@ pub async fn compute(
         .collect();
     // Reverse dependency order: the StatefulSet goes before what it uses.
     pruned.sort_by_key(|o| std::cmp::Reverse(render::apply_rank(o.kind())));
+    let applyset = ownership::applyset_id(&bundle.name, &bundle.namespace);
+    keep_namespaces(connection, &applyset, &mut pruned).await?;
     objects.extend(pruned);
     Ok(Plan {
         format: PLAN_FORMAT.into(),
@@ -123,23 +200,77 @@ pub async fn compute(
     })
 }
 
+/// Turns the deletion of each Namespace in `doomed` into a keep when [`owned_namespace`]'s rule
+/// says so, with the reason as its consequence. The other deletions of `doomed` happen first.
+pub(crate) async fn keep_namespaces(
+    connection: &Connection,
+    applyset: &str,
+    doomed: &mut [ObjectPlan],
+) -> anyhow::Result<()> {
+    let leaving: BTreeSet<String> = doomed
+        .iter()
+        .filter(|o| o.action == Action::Destroy)
+        .map(ObjectPlan::describe)
+        .collect();
+    for object in doomed
+        .iter_mut()
+        .filter(|o| o.action == Action::Destroy && o.kind() == "Namespace")
+    {
+        let live = object.live.as_ref().unwrap_or(&object.desired);
+        if let Some(reason) =
+            owned_namespace::reason_to_keep(connection, live, applyset, &leaving).await?
+        {
+            object.action = Action::Keep;
+            object.consequence = Some(format!("{} is kept: {reason}.", object.describe()));
+        }
+    }
+    Ok(())
+}
+
+/// What planning one declared object found.
+enum Planned {
+    Object(ObjectPlan),
+    /// It exists and another instance owns it: not planned at all.
+    Elsewhere(ForeignObject),
+}
+
+/// The plan of one declared object, or who else owns it.
 async fn plan_object(
     connection: &Connection,
+    bundle: &Bundle,
     rendered: &RenderedObject,
-) -> anyhow::Result<ObjectPlan> {
+) -> anyhow::Result<Planned> {
     // A Value for the API client: a spec talks to a cluster with a handful of objects.
-    let desired = &rendered.object.to_value();
-    let api = k8s::api_for(&connection.client, desired)?;
+    let mut desired = rendered.object.to_value();
+    let api = k8s::api_for(&connection.client, &desired)?;
     let name = rendered.name().to_string();
-    let explain = |error, verb| k8s::explain(error, verb, desired, &connection.source);
+    let origin = format!("{}:{}", rendered.origin.file, rendered.origin.line);
+    let explain =
+        |error, verb, object: &Value| k8s::explain(error, verb, object, &connection.source);
 
-    let patch = Patch::Apply(desired);
-    let dry_run_params = PatchParams::apply(FIELD_MANAGER).dry_run();
-    let forced_params = dry_run_params.clone().force();
-    let read = api.get_opt(&name);
-    let dry_run = api.patch(&name, &dry_run_params, &patch);
-    let (live, dry_run) = tokio::join!(read, dry_run);
-    let live = live.map_err(|e| explain(e, "get"))?;
+    // A Namespace is marked as created by this set when it is (namespace.rs), which depends on
+    // the live object: read it first. Every other kind is read and dry-run at once.
+    let (live, dry_run) = if rendered.kind() == "Namespace" {
+        let live = api.get_opt(&name).await;
+        let applyset = ownership::applyset_id(&bundle.name, &bundle.namespace);
+        if let Ok(found) = &live {
+            let found = found
+                .as_ref()
+                .map(|o| serde_json::to_value(o).expect("API objects serialize"));
+            if found.is_none_or(|o| owned_namespace::created_by(&o, &applyset)) {
+                owned_namespace::mark_created(&mut desired, &applyset);
+            }
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).dry_run();
+        let dry_run = api.patch(&name, &params, &Patch::Apply(&desired)).await;
+        (live, dry_run)
+    } else {
+        let params = PatchParams::apply(FIELD_MANAGER).dry_run();
+        let patch = Patch::Apply(&desired);
+        tokio::join!(api.get_opt(&name), api.patch(&name, &params, &patch))
+    };
+    let desired = &desired;
+    let live = live.map_err(|e| explain(e, "get", desired))?;
     let live = live
         .map(|object| serde_json::to_value(object).expect("API objects serialize"))
         .map(|object| {
@@ -148,6 +279,24 @@ async fn plan_object(
                 .map(str::to_string);
             (object, version)
         });
+    let owner = live
+        .as_ref()
+        .map(|(object, _)| ownership::owner_of(object, &bundle.name, &bundle.namespace));
+    let adopt = match owner {
+        None | Some(Owner::ThisSet) => false,
+        Some(Owner::Unmanaged) => true,
+        Some(Owner::OtherInstance {
+            instance,
+            namespace,
+        }) => {
+            return Ok(Planned::Elsewhere(ForeignObject {
+                object: k8s::describe_object(desired),
+                origin,
+                instance,
+                namespace,
+            }));
+        }
+    };
 
     let mut conflicts = Vec::new();
     let mut consequence = None;
@@ -156,10 +305,11 @@ async fn plan_object(
         Err(kube::Error::Api(status)) if status.code == 409 => {
             conflicts = conflicts_of(&status);
             // Ask again with force to learn what the apply would store if the user takes over.
+            let forced_params = PatchParams::apply(FIELD_MANAGER).dry_run().force();
             let forced = api
-                .patch(&name, &forced_params, &patch)
+                .patch(&name, &forced_params, &Patch::Apply(desired))
                 .await
-                .map_err(|e| explain(e, "patch"))?;
+                .map_err(|e| explain(e, "patch", desired))?;
             Some(serde_json::to_value(forced).expect("API objects serialize"))
         }
         Err(kube::Error::Api(status)) if status.code == 422 => {
@@ -171,7 +321,7 @@ async fn plan_object(
             if live.is_none() || immutable.is_empty() || !invalid.is_empty() {
                 return Err(InvalidObject {
                     object: k8s::describe_object(desired),
-                    origin: format!("{}:{}", rendered.origin.file, rendered.origin.line),
+                    origin,
                     live: live.is_some(),
                     server_message: status.message.clone(),
                     causes: invalid,
@@ -182,7 +332,14 @@ async fn plan_object(
             consequence = Some(replace_consequence(desired, &immutable));
             None
         }
-        Err(error) => return Err(explain(error, "patch")),
+        // Its namespace does not exist yet and the spec creates it: the server cannot dry-run
+        // into it, so the plan shows the object as the spec writes it.
+        Err(kube::Error::Api(status))
+            if status.code == 404 && live.is_none() && namespace_declared(bundle, desired) =>
+        {
+            None
+        }
+        Err(error) => return Err(explain(error, "patch", desired)),
     };
 
     let (live, live_resource_version) = match live {
@@ -201,7 +358,7 @@ async fn plan_object(
         (Some(live), Some(planned)) if live == planned => Action::Unchanged,
         (Some(_), Some(_)) => Action::Change,
     };
-    Ok(ObjectPlan {
+    let plan = ObjectPlan {
         action,
         desired: desired.clone(),
         live,
@@ -210,8 +367,18 @@ async fn plan_object(
         conflicts,
         drift,
         consequence,
-        source: format!("{}:{}", rendered.origin.file, rendered.origin.line),
-    })
+        source: origin,
+        adopt,
+    };
+    Ok(Planned::Object(plan))
+}
+
+/// Whether the spec declares the Namespace `object` lives in.
+fn namespace_declared(bundle: &Bundle, object: &Value) -> bool {
+    let Some(namespace) = object["metadata"]["namespace"].as_str() else {
+        return false;
+    };
+    (bundle.objects.iter()).any(|o| o.kind() == "Namespace" && o.name() == namespace)
 }
 
 /// The plan entry for an owned object the spec no longer declares.
@@ -251,6 +418,7 @@ fn prune_plan(member: Value, delete_volumes: bool) -> ObjectPlan {
         drift: Vec::new(),
         consequence,
         source,
+        adopt: false,
     }
 }
 
@@ -284,6 +452,60 @@ fn conflicts_of(status: &kube::core::Status) -> Vec<Conflict> {
         });
     }
     conflicts
+}
+
+/// A declared object that exists and belongs to another kubectl-redis instance.
+#[derive(Debug, Clone)]
+pub struct ForeignObject {
+    /// `PersistentVolume redis01`.
+    pub object: String,
+    /// `file:line` of the spec document.
+    pub origin: String,
+    /// The owner's instance name.
+    pub instance: String,
+    /// The owner's namespace, when the object says.
+    pub namespace: Option<String>,
+}
+
+/// Declared objects exist and belong to another kubectl-redis instance: the plan stops before
+/// anything is written. Taking them over would hand one cluster's volumes (and data) to another,
+/// and the other instance's next apply would take them back.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct OwnedElsewhere {
+    pub spec_name: String,
+    pub namespace: String,
+    pub objects: Vec<ForeignObject>,
+}
+
+impl OwnedElsewhere {
+    fn describe(&self) -> String {
+        let lines: Vec<String> = self
+            .objects
+            .iter()
+            .map(|o| {
+                let place = match &o.namespace {
+                    Some(namespace) => format!("in namespace `{namespace}`"),
+                    None => "in another namespace".into(),
+                };
+                format!(
+                    "{} ({}) belongs to kubectl-redis instance `{}` {place}",
+                    o.object, o.origin, o.instance
+                )
+            })
+            .collect();
+        format!(
+            "{} object(s) of this spec already belong to another kubectl-redis instance:\n  {}\n\
+             This spec is `{}` in namespace `{}`; applying it would take them over (a volume \
+             would be handed to this cluster with the other one's data). Give them names of \
+             their own (for a RedisCluster, leave spec.storage.hostPathVolumes.namePrefix unset \
+             or change it), or destroy the other instance first. Nothing was written",
+            self.objects.len(),
+            lines.join("\n  "),
+            self.spec_name,
+            self.namespace
+        )
+    }
 }
 
 /// The API server refuses an object for a reason a replace would not cure: the plan stops

@@ -15,7 +15,11 @@ mod drift;
 mod model;
 mod show;
 
-pub use compute::{compute, prepare, preview_redis, InvalidObject, Preparation, Prepared};
+pub(crate) use compute::keep_namespaces;
+pub use compute::{
+    compute, prepare, preview_redis, refuse_undrained_shrinks, ForeignObject, InvalidObject,
+    OwnedElsewhere, Preparation, Prepared, RedisPlanning, UndrainedShrink,
+};
 pub use model::{
     normalize, volume_fate, Action, Conflict, Drift, ObjectPlan, Plan, Summary, PLAN_FORMAT,
 };

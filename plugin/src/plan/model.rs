@@ -58,6 +58,10 @@ pub struct ObjectPlan {
     pub consequence: Option<String>,
     /// `file:line` of the spec document this object comes from.
     pub source: String,
+    /// It exists and kubectl-redis does not manage it: applying puts it under this spec, which
+    /// `apply` does only with `--adopt`.
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 impl ObjectPlan {
@@ -90,11 +94,14 @@ pub struct Summary {
     pub change: usize,
     pub replace: usize,
     pub destroy: usize,
+    /// Existing objects the apply takes under its management (counted in `change` too when
+    /// their fields change, as Terraform counts an import).
+    pub adopt: usize,
 }
 
 impl Summary {
     pub fn has_changes(&self) -> bool {
-        self.add + self.change + self.replace + self.destroy > 0
+        self.add + self.change + self.replace + self.destroy + self.adopt > 0
     }
 
     /// Counts one object that gets `action`.
@@ -111,9 +118,13 @@ impl Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let adopt = match self.adopt {
+            0 => String::new(),
+            n => format!("{n} to adopt, "),
+        };
         write!(
             f,
-            "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
+            "Plan: {adopt}{} to add, {} to change, {} to replace, {} to destroy.",
             self.add, self.change, self.replace, self.destroy
         )
     }
@@ -129,6 +140,7 @@ impl Plan {
         let mut summary = Summary::default();
         for object in &self.objects {
             summary.count(object.action);
+            summary.adopt += usize::from(object.adopt);
         }
         summary
     }
@@ -137,7 +149,7 @@ impl Plan {
     pub fn kept_volumes(&self) -> Vec<String> {
         self.objects
             .iter()
-            .filter(|o| o.action == Action::Keep)
+            .filter(|o| o.action == Action::Keep && o.kind() != "Namespace")
             .map(|o| volume_fate(&o.desired))
             .collect()
     }
@@ -262,10 +274,25 @@ mod tests {
             change: 0,
             replace: 0,
             destroy: 0,
+            adopt: 0,
         };
         assert_eq!(
             summary.to_string(),
             "Plan: 9 to add, 0 to change, 0 to replace, 0 to destroy."
         );
+        let adopting = Summary {
+            change: 1,
+            adopt: 1,
+            ..summary
+        };
+        assert_eq!(
+            adopting.to_string(),
+            "Plan: 1 to adopt, 9 to add, 1 to change, 0 to replace, 0 to destroy."
+        );
+        assert!(Summary {
+            adopt: 1,
+            ..Summary::default()
+        }
+        .has_changes());
     }
 }

@@ -21,6 +21,13 @@ pub fn show(plan: &Plan, options: &ShowOptions) -> String {
     for object in &plan.objects {
         let title = object.describe();
         let (sign, header) = match object.action {
+            _ if object.adopt => (
+                s.yellow("~"),
+                format!(
+                    "{title} exists, not managed by kubectl-redis: will be ADOPTED (apply needs \
+                     --adopt)"
+                ),
+            ),
             Action::Add => (s.green("+"), format!("{title} will be created")),
             Action::Change => (s.yellow("~"), format!("{title} will be updated in place")),
             Action::Replace => (s.red("-/+"), format!("{title} must be REPLACED")),
@@ -208,6 +215,7 @@ pub fn to_json(plan: &Plan, show_secrets: bool) -> Value {
                 "conflicts": object.conflicts,
                 "drift": object.drift,
                 "consequence": object.consequence,
+                "adopt": object.adopt,
             })
         })
         .collect();

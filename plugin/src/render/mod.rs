@@ -5,14 +5,17 @@
 //! ConfigMap with redis.conf and update-node.sh ([`files`]), the Service, and the StatefulSet.
 //! Plain manifests pass through, gaining the ownership labels and the namespace. [`text`] prints
 //! the result, its YAML with [`yaml`]'s writer (serde_yaml's output, byte for byte, faster).
+//! [`rbac`] derives the Role (and ClusterRole) a spec needs from the same bundle.
 
 mod cluster;
 mod files;
+mod rbac;
 mod text;
 mod volumes;
 mod yaml;
 
 pub use files::{redis_conf, UPDATE_NODE_SH};
+pub use rbac::rbac;
 pub use text::{to_text, RenderFormat};
 
 use std::collections::BTreeMap;
@@ -126,6 +129,12 @@ pub fn render(
     bundle.objects.reserve(spec.items.len());
     let member = json!({"metadata": {"labels": {PART_OF_LABEL: applyset}}});
     let manifest_labels = manifest_labels(&bundle.name, &applyset);
+    // A cluster-scoped member says which namespace's instance owns it, for the plan error that
+    // stops another namespace's instance from taking it over.
+    let owner_namespace = json!({"metadata": {"annotations": {
+        ownership::OWNER_NAMESPACE_ANNOTATION: namespace}}});
+    let cluster_scoped_member = merged(&member, &owner_namespace);
+    let cluster_scoped_manifest = merged(&manifest_labels, &owner_namespace);
     let pack = |object: &PackedObject, patch: &Value| {
         object
             .merged(patch)
@@ -135,10 +144,15 @@ pub fn render(
         match item.kind {
             SpecKind::Cluster(cluster) => {
                 for object in cluster::render_cluster(&cluster, &namespace) {
+                    let patch = if is_cluster_scoped(object["kind"].as_str().unwrap_or_default()) {
+                        &cluster_scoped_member
+                    } else {
+                        &member
+                    };
                     let object = PackedObject::from_value(&object)
                         .map_err(|e| SpecError::new(&item.origin.file, e.to_string()))?;
                     bundle.objects.push(RenderedObject {
-                        object: pack(&object, &member)?,
+                        object: pack(&object, patch)?,
                         origin: item.origin.clone(),
                     });
                 }
@@ -156,8 +170,9 @@ pub fn render(
             }
             SpecKind::Manifest(object) => {
                 // Namespaced objects that name none get the bundle's.
-                let cluster_scoped = matches!(object.kind(), "PersistentVolume" | "Namespace");
-                let labels = if cluster_scoped || object.namespace().is_some() {
+                let labels = if is_cluster_scoped(object.kind()) {
+                    &cluster_scoped_manifest
+                } else if object.namespace().is_some() {
                     &manifest_labels
                 } else {
                     &with_namespace(&manifest_labels, &namespace)
@@ -189,6 +204,18 @@ pub fn apply_rank(kind: &str) -> u8 {
         "StatefulSet" => 5,
         _ => 6,
     }
+}
+
+/// The cluster-scoped kinds a spec may hold.
+pub(crate) fn is_cluster_scoped(kind: &str) -> bool {
+    matches!(kind, "PersistentVolume" | "Namespace")
+}
+
+/// `patch` applied over `base`, both small JSON objects of metadata.
+fn merged(base: &Value, patch: &Value) -> Value {
+    let mut out = base.clone();
+    json_patch::merge(&mut out, patch);
+    out
 }
 
 fn ownership_labels(instance: &str) -> BTreeMap<String, String> {

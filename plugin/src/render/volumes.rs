@@ -12,7 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::spec::{ReclaimPolicy, RedisCluster};
 
 /// One hostPath volume per pod, pre-bound to that pod's claim so that pod N always finds its own
-/// data again, whichever order the claims are created in.
+/// data again, whichever order the claims are created in. PersistentVolumes are cluster-scoped:
+/// the default names and paths carry the namespace, so that the same spec in two namespaces gets
+/// two sets of volumes instead of fighting over one.
 pub(super) fn persistent_volumes(
     cluster: &RedisCluster,
     namespace: &str,
@@ -26,11 +28,11 @@ pub(super) fn persistent_volumes(
     let name_prefix = host_paths
         .name_prefix
         .clone()
-        .unwrap_or_else(|| format!("{name}-"));
+        .unwrap_or_else(|| format!("{namespace}-{name}-"));
     let path_prefix = host_paths
         .path_prefix
         .clone()
-        .unwrap_or_else(|| format!("/var/lib/kubectl-redis/{name}/"));
+        .unwrap_or_else(|| format!("/var/lib/kubectl-redis/{namespace}/{name}/"));
     (0..cluster.pods())
         .map(|ordinal| {
             let number = format!("{:02}", ordinal + 1);

@@ -96,9 +96,11 @@ impl Default for StorageSpec {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct HostPathVolumes {
-    /// PV names are `<namePrefix>NN` (01, 02, ...). Defaults to `<name>-`.
+    /// PV names are `<namePrefix>NN` (01, 02, ...). Defaults to `<namespace>-<name>-`:
+    /// PersistentVolumes are cluster-scoped, so the default must differ between namespaces.
     pub name_prefix: Option<String>,
-    /// hostPath directories are `<pathPrefix>NN`. Defaults to `/var/lib/kubectl-redis/<name>/`.
+    /// hostPath directories are `<pathPrefix>NN`. Defaults to
+    /// `/var/lib/kubectl-redis/<namespace>/<name>/`.
     pub path_prefix: Option<String>,
     pub reclaim_policy: ReclaimPolicy,
     /// Kubernetes nodes that hold the directories: volume i is pinned to node i mod len. Leave

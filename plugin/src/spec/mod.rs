@@ -78,14 +78,52 @@ pub fn load(paths: &[PathBuf]) -> Result<Spec, SpecError> {
         parse_document(&input::parse(document)?)
     })?;
     check_duplicates(&items)?;
-    let name = items
-        .iter()
-        .find_map(|item| match &item.kind {
-            SpecKind::Cluster(cluster) => Some(cluster.name().to_string()),
-            SpecKind::Manifest(_) => None,
-        })
-        .unwrap_or_else(|| name_from_path(paths.first().map(PathBuf::as_path)));
+    let name =
+        cluster_name(&items).unwrap_or_else(|| name_from_path(paths.first().map(PathBuf::as_path)));
     Ok(Spec { name, items })
+}
+
+/// Loads a spec that commands writing to a cluster act on: its instance name (the ApplySet that
+/// prune and destroy work from) must be the user's, never a guess. `instance` (`--instance`)
+/// names plain manifests; a RedisCluster names itself; a spec read from stdin without either is
+/// refused, since two different specs piped in would share one ApplySet and prune each other.
+pub fn load_instance(paths: &[PathBuf], instance: Option<&str>) -> Result<Spec, SpecError> {
+    let mut spec = load(paths)?;
+    match (cluster_name(&spec.items), instance) {
+        (Some(name), Some(flag)) if name != flag => Err(SpecError::new(
+            "--instance",
+            format!(
+                "`{flag}` contradicts the RedisCluster's metadata.name `{name}`, which is its \
+                 instance name: drop --instance"
+            ),
+        )),
+        (Some(_), _) => Ok(spec),
+        (None, Some(flag)) => {
+            validate_dns_label(flag, 63).map_err(|why| {
+                SpecError::new(
+                    "--instance",
+                    format!("`{flag}` is not an instance name: {why}"),
+                )
+            })?;
+            spec.name = flag.to_string();
+            Ok(spec)
+        }
+        (None, None) if paths.first().is_some_and(|p| p == Path::new("-")) => Err(SpecError::new(
+            "<stdin>",
+            "plain manifests read from stdin need an instance name: pass --instance NAME. It \
+             names the set of objects that prune and destroy work from, so that two specs piped \
+             in cannot prune each other's objects",
+        )),
+        (None, None) => Ok(spec),
+    }
+}
+
+/// The name of the spec's RedisCluster, which is its instance name.
+fn cluster_name(items: &[SpecItem]) -> Option<String> {
+    items.iter().find_map(|item| match &item.kind {
+        SpecKind::Cluster(cluster) => Some(cluster.name().to_string()),
+        SpecKind::Manifest(_) => None,
+    })
 }
 
 /// `specs/redis-single/` → `redis-single`; stdin → `stdin`.

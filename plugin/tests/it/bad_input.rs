@@ -205,3 +205,72 @@ fn more_redis_nodes_than_redis_cluster_supports_is_a_load_error() {
         "{stderr}"
     );
 }
+
+/// `kubectl-redis ARGS` with `stdin` piped in, no cluster: (exit code, stdout, stderr).
+fn kubectl_redis_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let output = assert_cmd::Command::cargo_bin("kubectl-redis")
+        .unwrap()
+        .args([
+            "--color",
+            "never",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ])
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .write_stdin(stdin)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+    )
+}
+
+#[test]
+fn manifests_from_stdin_need_an_instance_name_before_anything_is_read_from_a_cluster() {
+    let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n";
+    for command in ["plan", "apply", "destroy"] {
+        let mut args = vec![command, "-f", "-"];
+        if command != "plan" {
+            args.push("--yes");
+        }
+        let (code, _, stderr) = kubectl_redis_stdin(&args, manifest);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains(
+                "plain manifests read from stdin need an instance name: pass --instance NAME"
+            ),
+            "{command}: {stderr}"
+        );
+        // With a name, loading goes on: the next error is the missing kubeconfig.
+        args.extend(["--instance", "piped"]);
+        let (code, _, stderr) = kubectl_redis_stdin(&args, manifest);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert!(!stderr.contains("instance name"), "{command}: {stderr}");
+        assert!(
+            stderr.contains("/nonexistent/kubeconfig"),
+            "{command}: {stderr}"
+        );
+    }
+    let (code, _, stderr) =
+        kubectl_redis_stdin(&["plan", "-f", "-", "--instance", "Not_A_Name"], manifest);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("`Not_A_Name` is not an instance name"),
+        "{stderr}"
+    );
+    // A RedisCluster names itself; a contradicting --instance is an error, not a silent pick.
+    let cluster =
+        "apiVersion: kubectl-redis.io/v1alpha1\nkind: RedisCluster\nmetadata:\n  name: r\n";
+    let (code, _, stderr) =
+        kubectl_redis_stdin(&["plan", "-f", "-", "--instance", "other"], cluster);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("`other` contradicts the RedisCluster's metadata.name `r`"),
+        "{stderr}"
+    );
+}

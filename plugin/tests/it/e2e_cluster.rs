@@ -414,6 +414,26 @@ fn masters_scale_out_and_back_in_through_apply_without_losing_keys() {
         missing.len()
     );
 
+    // Without the Redis step nothing moves the departing master's slots first: a shrink is
+    // refused at plan time and at apply, whatever else the flags say, and nothing is deleted.
+    let skipping = env.run(&["plan", "-f", CLUSTER, "--skip-cluster-init"]);
+    let apply_skipping = env.run(&["apply", "-f", CLUSTER, "--yes", "--skip-cluster-init"]);
+    for out in [&skipping, &apply_skipping] {
+        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+        for expected in [
+            "refusing to shrink StatefulSet default/redis-cluster from 8 to 6 pods without the \
+             Redis step (--skip-cluster-init): 4096 slot(s) with ",
+            "key(s) live on redis-cluster-6, and no pod that stays has them",
+            "Run without --skip-cluster-init",
+            "Nothing was written",
+        ] {
+            assert!(out.stderr.contains(expected), "{expected}\n{}", out.stderr);
+        }
+    }
+    assert_eq!(env.running_pods(SELECTOR), 8, "no pod was deleted");
+    let missing = tokio_block_on(keys::missing(&env.pod_ips(SELECTOR, 8), 10_000));
+    assert!(missing.is_empty(), "{} keys lost", missing.len());
+
     let shrink = plan(&env, CLUSTER);
     assert_eq!(shrink.code, 2, "{}{}", shrink.stdout, shrink.stderr);
     for expected in [

@@ -368,3 +368,49 @@ fn a_roll_killed_midway_resumes_and_finishes_with_the_next_apply() {
     assert_eq!(finished["failovers"], 3, "{finished}");
     assert_all_updated(&env);
 }
+
+#[test]
+fn a_revision_redis_refuses_stops_the_roll_at_once_and_a_fixed_spec_rolls_past_it() {
+    let env = Env::start();
+    form(&env);
+    let ips = env.pod_ips(SELECTOR, 6);
+    block_on(keys::write(&ips, 2_000));
+
+    // A directive Redis 5.0 refuses at start: the first replica the roll replaces crash-loops.
+    // The roll stops there, at once, with the pod's own words, not after --timeout.
+    let bad = config_change(&env, "bad.yaml", "no-such-directive: 'yes'");
+    let out = env.run(&["apply", "-f", &bad, "--yes", "--timeout", "600s"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    for expected in [
+        "cannot start: container `redis` is in CrashLoopBackOff after",
+        "Bad directive or wrong number of arguments",
+        "Waiting will not fix this",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}\n{}", out.stderr);
+    }
+    let broken = out
+        .stderr
+        .split(" cannot start: ")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("{}", out.stderr))
+        .to_string();
+    assert!(broken.starts_with("redis-cluster-"), "{broken}");
+
+    // The fixed spec (the seed's again) is a third revision: apply replaces the broken pod first
+    // instead of waiting for it to become Ready, then finishes.
+    let (code, lines) = env.json_lines(&["apply", "-f", CLUSTER, "--yes", "--timeout", "300s"]);
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l["event"] == "waiting"
+            && l["state"].as_str().is_some_and(|s| s.starts_with(&format!(
+                "replaced pod {broken}, which is not Ready on an old revision"
+            )))),
+        "{broken} is replaced before the rest: {lines:#?}"
+    );
+    assert_all_updated(&env);
+    let (code, report) = env.status_json(&[]);
+    assert_eq!(code, 0, "{report}");
+    let missing = block_on(keys::missing(&env.pod_ips(SELECTOR, 6), 2_000));
+    assert_eq!(missing.len(), 0, "keys lost: {missing:?}");
+}

@@ -294,6 +294,58 @@ fn namespace_flag_that_contradicts_the_spec_is_refused() {
 }
 
 #[test]
+fn default_volume_names_and_paths_differ_between_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("r.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: kubectl-redis.io/v1alpha1\nkind: RedisCluster\nmetadata:\n  name: r\n",
+    )
+    .unwrap();
+    let volumes = |namespace: &str| -> Vec<(String, String)> {
+        let output = kubectl_redis()
+            .args(["-n", namespace, "render", "-o", "json", "-f"])
+            .arg(&spec)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["kind"] == "PersistentVolume")
+            .map(|pv| {
+                assert_eq!(
+                    pv["metadata"]["annotations"]["kubectl-redis.io/owner-namespace"], namespace,
+                    "a cluster-scoped object names its owner's namespace"
+                );
+                let name = pv["metadata"]["name"].as_str().unwrap().to_string();
+                let path = pv["spec"]["hostPath"]["path"].as_str().unwrap().to_string();
+                (name, path)
+            })
+            .collect()
+    };
+    let (a, b) = (volumes("a"), volumes("b"));
+    assert_eq!(a.len(), 6);
+    assert_eq!(
+        a[0],
+        (
+            "a-r-01".to_string(),
+            "/var/lib/kubectl-redis/a/r/01".to_string()
+        )
+    );
+    assert_eq!(
+        b[5],
+        (
+            "b-r-06".to_string(),
+            "/var/lib/kubectl-redis/b/r/06".to_string()
+        )
+    );
+    assert!(a.iter().all(|v| !b.contains(v)), "{a:?} {b:?}");
+}
+
+#[test]
 fn secrets_are_masked_unless_asked() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("auth.yaml");

@@ -46,6 +46,7 @@ pub(super) async fn steps(
             pvc: String::new(),
             revision: None,
             ready: false,
+            crash: None,
         });
     }
     let roles = plan(&future, &fixed, &owned)?;

@@ -348,6 +348,7 @@ impl TestCluster {
             pvc: format!("data-redis-cluster-{i}"),
             revision: None,
             ready: true,
+            crash: None,
         });
         self.procs.push(proc);
     }
