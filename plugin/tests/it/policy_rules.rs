@@ -110,6 +110,7 @@ fn every_rule_has_a_passing_and_a_failing_fixture() {
             "pod-ip",
             "ports",
             "redis-conf",
+            "redis-conf-directives",
             "redis-persistence",
             "selectors",
             "service-name",
