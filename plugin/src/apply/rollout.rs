@@ -74,10 +74,17 @@ pub(super) async fn wait_for_statefulset(
                 .await
                 .with_context(|| format!("cannot read {object_ref}"))?;
             let state = RolloutState::of(&statefulset, claims_ref).await?;
-            if state.done() {
+            let pods = list_pods(pods_ref, &statefulset).await?;
+            // The StatefulSet's status lags its pods: a pod deleted a moment ago (by a roll that
+            // was killed, say) still counts as ready there. The pods themselves have the last word.
+            let serving = pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && pods::is_ready(p))
+                .count();
+            if state.done() && i32::try_from(serving).is_ok_and(|n| n >= state.replicas) {
                 return Ok(Poll::Ready(state));
             }
-            for pod in list_pods(pods_ref, &statefulset).await? {
+            for pod in pods {
                 let pod_name = pod.metadata.name.clone().unwrap_or_default();
                 let revision = pod
                     .metadata

@@ -97,7 +97,7 @@ pub async fn ensure_cluster(
     let report = verify(topo, &obs);
     // A master with replicas but no slots verifies healthy yet still awaits its share (a
     // scale-out that stopped before moving slots): not "left alone".
-    if report.healthy && !obs.has_slotless_master() {
+    if report.healthy && !obs.has_underfilled_master(topo.masters) {
         return Ok(FormOutcome {
             already_healthy: true,
             actions: Vec::new(),
@@ -116,14 +116,14 @@ pub async fn ensure_cluster(
     replicate(&ex, &obs, &plan, deadline, opts.poll).await?;
     if obs.has_open_slots() {
         // A previous run left them half-migrated: finish moving them, keys included.
-        migrate::finish_open_slots(&ex, &obs).await?;
+        migrate::finish_open_slots(&ex, &obs, deadline).await?;
     }
     let mut report = wait_formed(&ex, topo, deadline, opts, Settled::ButPlacement).await?;
     if !report.healthy {
         spread_replicas(&ex, deadline, opts.poll).await?;
         report = wait_formed(&ex, topo, deadline, opts, Settled::Healthy).await?;
     }
-    if share_slots_with_new_masters(&ex, &plan).await? {
+    if share_slots_with_new_masters(&ex, &plan, deadline).await? {
         report = wait_formed(&ex, topo, deadline, opts, Settled::Healthy).await?;
     }
     Ok(FormOutcome {
@@ -240,20 +240,21 @@ async fn replicate(
     Ok(())
 }
 
-/// New masters without slots (a scale-out): move slots to them, keys included, until the
-/// masters are balanced. Whether anything moved.
-async fn share_slots_with_new_masters(ex: &Exec<'_>, plan: &Plan) -> Result<bool> {
+/// New masters without slots (a scale-out), or with too few (one that stopped midway): move
+/// slots to them, keys included, until the masters are balanced. Whether anything moved.
+async fn share_slots_with_new_masters(
+    ex: &Exec<'_>,
+    plan: &Plan,
+    deadline: Instant,
+) -> Result<bool> {
     let obs = observe(ex.t, ex.topo).await;
     let (_, owned) = fixed_roles(&obs);
     let masters: Vec<String> = plan.masters.iter().map(|m| m.pod.clone()).collect();
-    if !masters
-        .iter()
-        .any(|m| owned.get(m).is_none_or(|r| r.is_empty()))
-    {
+    if !scale::underfilled(&owned, &masters) {
         return Ok(false);
     }
     let moves = scale::balance_moves(&owned, &masters, &[]);
-    migrate::move_slots(ex, &obs, &moves).await?;
+    migrate::move_slots(ex, &obs, &moves, deadline).await?;
     Ok(true)
 }
 

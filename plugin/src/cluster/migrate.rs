@@ -5,7 +5,7 @@
 //! previous run left half-migrated.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
@@ -24,9 +24,15 @@ pub(super) struct SlotMove {
     pub to: String,
 }
 
-/// Move slots with their keys. Batches of slots per (source, target) pair, pipelined, so a
-/// port-forward's round-trip cost is paid per batch, not per slot.
-pub(crate) async fn move_slots(ex: &Exec<'_>, obs: &Observation, moves: &[SlotMove]) -> Result<()> {
+/// Move slots with their keys, until `deadline` (the step's, from `--timeout`). Batches of slots
+/// per (source, target) pair, pipelined, so a port-forward's round-trip cost is paid per batch,
+/// not per slot.
+pub(crate) async fn move_slots(
+    ex: &Exec<'_>,
+    obs: &Observation,
+    moves: &[SlotMove],
+    deadline: Instant,
+) -> Result<()> {
     let id = |pod: &str| {
         obs.id_of(pod)
             .map(str::to_string)
@@ -59,7 +65,7 @@ pub(crate) async fn move_slots(ex: &Exec<'_>, obs: &Observation, moves: &[SlotMo
         };
         for batch in slots.chunks(256) {
             pair.open(ex, batch).await?;
-            pair.migrate_keys(ex, batch).await?;
+            pair.migrate_keys(ex, batch, deadline).await?;
             pair.assign(ex, batch, &masters).await?;
         }
     }
@@ -94,12 +100,12 @@ impl Pair {
         Ok(())
     }
 
-    /// GETKEYSINSLOT and MIGRATE until the source's slots are empty (at most 300 s).
-    async fn migrate_keys(&self, ex: &Exec<'_>, batch: &[u16]) -> Result<()> {
+    /// GETKEYSINSLOT and MIGRATE until the source's slots are empty, or `deadline`.
+    async fn migrate_keys(&self, ex: &Exec<'_>, batch: &[u16], deadline: Instant) -> Result<()> {
         let (from, to) = (&self.from, &self.to);
         let port = ex.topo.port.to_string();
         let mut open: Vec<u16> = batch.to_vec();
-        let deadline = Instant::now() + Duration::from_secs(300);
+        let start = Instant::now();
         while !open.is_empty() {
             let gets: Vec<Cmd> = open
                 .iter()
@@ -141,8 +147,12 @@ impl Pair {
                 ));
             }
             open = still;
-            if Instant::now() >= deadline {
-                bail!("{from}: slots {open:?} still hold keys after 300s of MIGRATE to {to}");
+            if !open.is_empty() && Instant::now() >= deadline {
+                bail!(
+                    "{from}: slots {open:?} still hold keys after {:.0?} of MIGRATE to {to}, at \
+                     the deadline (--timeout); the next apply finishes the move",
+                    start.elapsed()
+                );
             }
         }
         Ok(())
@@ -187,7 +197,11 @@ async fn tell_new_owner(ex: &Exec<'_>, pod: &str, assign: &[Cmd], to: &str) -> R
 /// they were migrating to (or importing into). A slot whose target already claimed it (the run
 /// stopped between `SETSLOT NODE` on the target and on the source) has moved: the source is
 /// told the new owner, which ends its MIGRATING state.
-pub(crate) async fn finish_open_slots(ex: &Exec<'_>, obs: &Observation) -> Result<bool> {
+pub(crate) async fn finish_open_slots(
+    ex: &Exec<'_>,
+    obs: &Observation,
+    deadline: Instant,
+) -> Result<bool> {
     let pod_of = obs.pod_of_id();
     let mut moves = Vec::new();
     let mut closes: BTreeMap<String, Vec<Cmd>> = BTreeMap::new();
@@ -241,6 +255,6 @@ pub(crate) async fn finish_open_slots(ex: &Exec<'_>, obs: &Observation) -> Resul
     if moves.is_empty() {
         return Ok(!closes.is_empty());
     }
-    move_slots(ex, obs, &moves).await?;
+    move_slots(ex, obs, &moves, deadline).await?;
     Ok(true)
 }

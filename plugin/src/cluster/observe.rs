@@ -142,11 +142,14 @@ impl Observation {
             .find(|p| p.id.as_deref() == Some(id))
             .map(|p| p.pod.name.clone())
     }
-    /// A master without slots: one a scale-out added and has not given its share yet.
-    pub(crate) fn has_slotless_master(&self) -> bool {
+    /// A master (in its own view) holding less than half the even share of `masters` masters:
+    /// one a scale-out added and has not given its share yet, or a scale-out that stopped
+    /// midway ([`super::scale::underfilled`]).
+    pub(crate) fn has_underfilled_master(&self, masters: usize) -> bool {
+        let share = usize::from(SLOTS) / masters.max(1);
         self.pods.iter().any(|p| {
             p.myself()
-                .is_some_and(|m| m.is_master() && m.slots.is_empty())
+                .is_some_and(|m| m.is_master() && m.slot_count() * 2 < share)
         })
     }
     /// What `pods` say, as if the nodes of the others did not exist: only their states, and in

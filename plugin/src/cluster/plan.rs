@@ -60,6 +60,54 @@ fn node_key(p: &PodInfo) -> String {
     p.node.clone().unwrap_or_else(|| format!("?{}", p.name))
 }
 
+/// Frees replicas of masters that have more than their share while a master has fewer and no
+/// free pod is left to fill its seat, so the planner can re-point them (`CLUSTER REPLICATE`):
+/// the pods of a cluster that shrank and grew again come back following the master their old
+/// master's slots went to, and a new master would otherwise never get a replica. The replica
+/// given up is one beside its master on a Kubernetes node if any, else the highest ordinal.
+fn release_surplus_replicas(
+    topo: &Topology,
+    masters: &[String],
+    replica_of: &mut BTreeMap<String, String>,
+    by_name: &BTreeMap<&str, &PodInfo>,
+) {
+    let want = topo.replicas_per_master;
+    let count = |m: &str, replica_of: &BTreeMap<String, String>| {
+        replica_of.values().filter(|master| *master == m).count()
+    };
+    let missing: usize = masters
+        .iter()
+        .map(|m| want.saturating_sub(count(m, replica_of)))
+        .sum();
+    let free = topo
+        .pods
+        .iter()
+        .filter(|p| !masters.contains(&p.name) && !replica_of.contains_key(&p.name))
+        .count();
+    for _ in 0..missing.saturating_sub(free) {
+        let Some(donor) = masters
+            .iter()
+            .filter(|m| count(m, replica_of) > want)
+            .max_by_key(|m| count(m, replica_of))
+            .cloned()
+        else {
+            return;
+        };
+        let Some(replica) = replica_of
+            .iter()
+            .filter(|(_, master)| **master == donor)
+            .map(|(replica, _)| replica.clone())
+            .max_by_key(|r| {
+                let beside = node_key(by_name[r.as_str()]) == node_key(by_name[donor.as_str()]);
+                (beside, by_name[r.as_str()].ordinal)
+            })
+        else {
+            return;
+        };
+        replica_of.remove(&replica);
+    }
+}
+
 /// Plan roles and slots for `topo`, keeping `fixed` roles. `owned` gives, for masters that
 /// already own slots, how many of each planned range they hold, so ranges go to their owners.
 pub(super) fn plan(
@@ -86,8 +134,9 @@ pub(super) fn plan(
             masters.push(p.name.clone());
         }
     }
-    let taken = |n: &str, masters: &Vec<String>| {
-        masters.iter().any(|m| m == n) || fixed.replica_of.contains_key(n)
+    let mut replica_of = fixed.replica_of.clone();
+    let taken = |n: &str, masters: &Vec<String>, replica_of: &BTreeMap<String, String>| {
+        masters.iter().any(|m| m == n) || replica_of.contains_key(n)
     };
     while masters.len() < topo.masters {
         let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
@@ -97,7 +146,7 @@ pub(super) fn plan(
         let pick = topo
             .pods
             .iter()
-            .filter(|p| !taken(&p.name, &masters))
+            .filter(|p| !taken(&p.name, &masters, &replica_of))
             .min_by_key(|p| (per_node.get(&node_key(p)).copied().unwrap_or(0), p.ordinal));
         match pick {
             Some(p) => masters.push(p.name.clone()),
@@ -105,9 +154,10 @@ pub(super) fn plan(
         }
     }
 
+    release_surplus_replicas(topo, &masters, &mut replica_of, &by_name);
+
     // 2. Replicas: the fixed ones, then a matching for the missing ones.
-    let mut replicas: Vec<ReplicaPlan> = fixed
-        .replica_of
+    let mut replicas: Vec<ReplicaPlan> = replica_of
         .iter()
         .map(|(r, m)| ReplicaPlan {
             pod: r.clone(),
@@ -117,7 +167,7 @@ pub(super) fn plan(
     let free: Vec<&PodInfo> = topo
         .pods
         .iter()
-        .filter(|p| !taken(&p.name, &masters))
+        .filter(|p| !taken(&p.name, &masters, &replica_of))
         .collect();
     let count = |m: &str, reps: &Vec<ReplicaPlan>| reps.iter().filter(|r| r.master == m).count();
     // Replica "seats": round by round, so every master gets its first replica before any its second.
@@ -272,6 +322,30 @@ mod tests {
 
     fn node_of<'a>(t: &'a Topology, pod: &str) -> &'a str {
         t.pod(pod).unwrap().node.as_deref().unwrap()
+    }
+
+    #[test]
+    fn a_master_with_one_replica_too_many_gives_it_to_a_new_master_without_one() {
+        // Masters 0, 1, 2 with replicas 3, 4, 5, and 7 back from a shrink following 2; pod 6 is
+        // the fourth master and no free pod is left for its seat.
+        let t = topo(&["a", "b", "c", "d", "e", "f", "a", "b"], 4, 1);
+        let name = |i: usize| format!("redis-cluster-{i}");
+        let fixed = Fixed {
+            masters: vec![name(0), name(1), name(2)],
+            replica_of: [(3, 0), (4, 1), (5, 2), (7, 2)]
+                .iter()
+                .map(|&(r, m)| (name(r), name(m)))
+                .collect(),
+        };
+        let p = plan(&t, &fixed, &BTreeMap::new()).unwrap();
+        assert!(p.is_master(&name(6)), "{p:?}");
+        assert_eq!(p.master_of(&name(7)), Some(name(6).as_str()), "{p:?}");
+        assert_eq!(p.master_of(&name(5)), Some(name(2).as_str()), "{p:?}");
+        assert_eq!(p.replicas.len(), 4);
+        // With a free pod for the seat, the fixed replicas stay where they are.
+        let t = topo(&["a", "b", "c", "d", "e", "f", "a", "b", "c"], 4, 1);
+        let p = plan(&t, &fixed, &BTreeMap::new()).unwrap();
+        assert_eq!(p.master_of(&name(7)), Some(name(2).as_str()), "{p:?}");
     }
 
     #[test]

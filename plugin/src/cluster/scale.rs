@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use crate::fanout;
-use crate::wait::{poll_until, Poll};
+use crate::wait::{poll_last, poll_until, Poll};
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
@@ -143,6 +143,16 @@ pub(crate) fn undrained_loss(obs: &Observation, keep: usize) -> Option<String> {
     (!losses.is_empty()).then(|| losses.join("; "))
 }
 
+/// Pure: whether slots must move to `masters` before they are balanced: one holds less than half
+/// of an even share (a new master, or a scale-out stopped midway). A little imbalance, as an even
+/// split and its rounding or a user's own rebalancing leave, is left alone.
+pub(super) fn underfilled(owned: &BTreeMap<String, Vec<(u16, u16)>>, masters: &[String]) -> bool {
+    let share = usize::from(super::nodes::SLOTS) / masters.len().max(1);
+    masters
+        .iter()
+        .any(|m| owned.get(m).map_or(0, |r| count(r)) * 2 < share)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ScaleInOutcome {
     pub departed: Vec<String>,
@@ -185,10 +195,11 @@ pub async fn scale_in(
     if obs.has_open_slots() {
         // A previous scale-in stopped in the middle of a move: finish it first, keys included.
         check_safe(&obs)?;
-        super::migrate::finish_open_slots(&run.ex, &obs).await?;
+        super::migrate::finish_open_slots(&run.ex, &obs, deadline).await?;
         obs = wait_slots_closed(t, topo, deadline, opts).await?;
     }
-    let moved_slots = match run.resume_point(topo, &obs) {
+    let (obs, resume) = run.settled_resume_point(topo, obs, opts).await?;
+    let moved_slots = match resume {
         Resume::Start => {
             check_safe(&obs)?;
             run.promote_staying_replicas(&obs).await?;
@@ -224,6 +235,9 @@ pub async fn scale_in(
     })
 }
 
+/// How long a scale-in waits for an unhealthy cluster to settle before it refuses.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where a scale-in starts, from what the cluster reports.
 enum Resume {
     /// The whole cluster is healthy: from the beginning (drained slots move nothing).
@@ -253,6 +267,32 @@ fn holds_slots(obs: &Observation, pod: &str) -> bool {
 }
 
 impl ScaleIn<'_> {
+    /// [`ScaleIn::resume_point`] once the cluster has settled: a run killed during a move leaves
+    /// some nodes with the old owner of the slots last assigned until gossip brings them the new
+    /// one (a second or two), so a refusal is only given after [`SETTLE`] of asking again.
+    async fn settled_resume_point(
+        &self,
+        topo: &Topology,
+        first: Observation,
+        opts: &FormOptions,
+    ) -> Result<(Observation, Resume)> {
+        let resume = self.resume_point(topo, &first);
+        if !matches!(resume, Resume::Refuse(_)) {
+            return Ok((first, resume));
+        }
+        let settle_by = self.deadline.min(Instant::now() + SETTLE);
+        let t = self.ex.t;
+        let settled = poll_last(settle_by, opts.poll, || async move {
+            let obs = observe_all(t, topo, self.deadline, opts.poll).await?;
+            Ok(match self.resume_point(topo, &obs) {
+                Resume::Refuse(report) => Poll::Pending(report),
+                resume => Poll::Ready((obs, resume)),
+            })
+        })
+        .await?;
+        Ok(settled.unwrap_or_else(|report| (first, Resume::Refuse(report))))
+    }
+
     fn resume_point(&self, topo: &Topology, obs: &Observation) -> Resume {
         let report = verify(topo, obs);
         if report.healthy {
@@ -323,7 +363,7 @@ impl ScaleIn<'_> {
             &staying_masters,
             &self.masters(obs, &self.departing),
         );
-        move_slots(&self.ex, obs, &moves).await?;
+        move_slots(&self.ex, obs, &moves, self.deadline).await?;
         Ok(moves.len())
     }
 

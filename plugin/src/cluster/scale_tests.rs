@@ -229,3 +229,30 @@ mod undrained {
         assert!(loss.starts_with("no pod that stays answered"), "{loss}");
     }
 }
+
+#[test]
+fn a_master_short_of_half_its_share_is_underfilled_a_little_imbalance_is_not() {
+    let ms: Vec<String> = ["m0", "m1", "m2", "m3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // A scale-out killed after 512 of m3's 4096 slots had moved.
+    let stopped = owned(&[
+        ("m0", vec![(0, 4949)]),
+        ("m1", vec![(4950, 10410)]),
+        ("m2", vec![(10411, 15871)]),
+        ("m3", vec![(15872, 16383)]),
+    ]);
+    assert!(underfilled(&stopped, &ms));
+    assert!(
+        underfilled(&owned(&[("m0", vec![(0, 16383)])]), &ms),
+        "empty masters"
+    );
+    let even = owned(&[
+        ("m0", vec![(0, 4095)]),
+        ("m1", vec![(4096, 8191)]),
+        ("m2", vec![(8192, 12300)]),
+        ("m3", vec![(12301, 16383)]),
+    ]);
+    assert!(!underfilled(&even, &ms));
+}

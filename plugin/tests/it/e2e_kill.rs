@@ -82,10 +82,12 @@ fn assert_whole(env: &Env, pods: usize, what: &str) {
         text.contains("[OK] All 16384 slots covered."),
         "{what}: {text}"
     );
+    // Open slots, disagreeing nodes and uncovered slots are each a [WARNING] or an [ERR].
     assert!(
-        !text.contains("open slot") && !text.contains("migrating") && !text.contains("importing"),
+        !text.contains("[WARNING]") && !text.contains("[ERR]"),
         "{what}: {text}"
     );
+    assert!(check.status.success(), "{what}: {text}");
 }
 
 fn kill_points() -> usize {
@@ -95,10 +97,11 @@ fn kill_points() -> usize {
         .unwrap_or(4)
 }
 
-/// The kill times for a run that takes `full`: spread evenly over it, the first early.
+/// The kill times for a run that took `full`: spread evenly over its first 85 % (a later run of
+/// the same change can be faster than the measured one), the first early.
 fn spread(full: Duration, points: usize) -> Vec<Duration> {
     (0..points)
-        .map(|i| full.mul_f64((i as f64 + 0.5) / points as f64))
+        .map(|i| full.mul_f64(0.85 * (i as f64 + 0.5) / points as f64))
         .collect()
 }
 

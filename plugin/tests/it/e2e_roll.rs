@@ -376,9 +376,23 @@ fn a_revision_redis_refuses_stops_the_roll_at_once_and_a_fixed_spec_rolls_past_i
     let ips = env.pod_ips(SELECTOR, 6);
     block_on(keys::write(&ips, 2_000));
 
-    // A directive Redis 5.0 refuses at start: the first replica the roll replaces crash-loops.
-    // The roll stops there, at once, with the pod's own words, not after --timeout.
-    let bad = config_change(&env, "bad.yaml", "no-such-directive: 'yes'");
+    // A directive Redis 5.0 refuses at start. The redis-conf-directives policy denies it; with
+    // the rule waived (as a user sure of a directive the tables lack would), the first replica
+    // the roll replaces crash-loops, and the roll stops there, at once, with the pod's own
+    // words, not after --timeout.
+    let unwaived = config_change(&env, "unwaived.yaml", "no-such-directive: 'yes'");
+    let out = env.run(&["plan", "-f", &unwaived]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let waiver =
+        "\n  waivers:\n  - rule: redis-conf-directives\n    reason: testing what Redis does\n";
+    let bad = spec_with(
+        &env,
+        "bad.yaml",
+        &[(
+            NODE_TIMEOUT,
+            &format!("{NODE_TIMEOUT}\n    no-such-directive: 'yes'{waiver}"),
+        )],
+    );
     let out = env.run(&["apply", "-f", &bad, "--yes", "--timeout", "600s"]);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     for expected in [

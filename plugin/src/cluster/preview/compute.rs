@@ -7,7 +7,7 @@ use crate::cluster::migrate::SlotMove;
 use crate::cluster::nodes::{ranges_to_string, to_ranges};
 use crate::cluster::observe::Observation;
 use crate::cluster::plan::plan;
-use crate::cluster::scale::balance_moves;
+use crate::cluster::scale::{balance_moves, underfilled};
 use crate::cluster::spread::respread;
 use crate::cluster::topology::{PodInfo, Topology};
 use crate::cluster::transport::{cmd, RedisTransport};
@@ -25,7 +25,10 @@ pub(super) async fn steps(
         return scale_in_steps(t, current, obs, wanted).await;
     }
     let report = verify(current, obs);
-    if report.healthy && !obs.has_slotless_master() && wanted.pods == current.pods.len() {
+    if report.healthy
+        && !obs.has_underfilled_master(wanted.masters)
+        && wanted.pods == current.pods.len()
+    {
         return Ok(Vec::new());
     }
     check_safe(obs)?;
@@ -128,11 +131,7 @@ pub(super) async fn steps(
     }
 
     let masters: Vec<String> = roles.masters.iter().map(|m| m.pod.clone()).collect();
-    if masters
-        .iter()
-        .any(|m| owned.get(m).is_none_or(|r| r.is_empty()))
-        && !owned.is_empty()
-    {
+    if underfilled(&owned, &masters) && !owned.is_empty() {
         let moves = balance_moves(&owned, &masters, &[]);
         if !moves.is_empty() {
             steps.push(move_step(t, current, &moves).await?);
