@@ -171,27 +171,18 @@ async fn template_claims(
     connection: &Connection,
     bundle: &render::Bundle,
 ) -> anyhow::Result<Vec<Value>> {
-    let probe = serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"namespace": bundle.namespace}});
-    let api = k8s::api_for(&connection.client, &probe)?;
-    let params = ListParams::default().labels(&format!(
+    let selector = format!(
         "{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={}",
         bundle.name
-    ));
-    let list = api
-        .list(&params)
-        .await
-        .map_err(|e| k8s::explain(e, "list", &probe, &connection.source))?;
-    Ok(list
-        .items
-        .into_iter()
-        .map(|item| {
-            let mut value = serde_json::to_value(item).expect("API objects serialize");
-            value["apiVersion"] = "v1".into();
-            value["kind"] = "PersistentVolumeClaim".into();
-            value
-        })
-        .collect())
+    );
+    ownership::list_labelled(
+        connection,
+        &bundle.namespace,
+        "v1",
+        "PersistentVolumeClaim",
+        &selector,
+    )
+    .await
 }
 
 /// Waits until no pod of the StatefulSet is left.

@@ -196,10 +196,27 @@ async fn list_kind(
     api_version: &str,
     kind: &str,
 ) -> anyhow::Result<Vec<Value>> {
+    let selector = member_selector(spec_name, namespace);
+    let listed = list_labelled(connection, namespace, api_version, kind, &selector).await?;
+    Ok(listed
+        .into_iter()
+        .filter(|value| is_owned(value, spec_name, namespace))
+        .collect())
+}
+
+/// The objects of one kind in `namespace` (every namespace's, for a cluster-scoped kind) that
+/// match a label selector, with the apiVersion and kind that lists leave off their items.
+pub(crate) async fn list_labelled(
+    connection: &Connection,
+    namespace: &str,
+    api_version: &str,
+    kind: &str,
+    selector: &str,
+) -> anyhow::Result<Vec<Value>> {
     let probe =
         json!({"apiVersion": api_version, "kind": kind, "metadata": {"namespace": namespace}});
     let api = k8s::api_for(&connection.client, &probe)?;
-    let params = kube::api::ListParams::default().labels(&member_selector(spec_name, namespace));
+    let params = kube::api::ListParams::default().labels(selector);
     let list = api
         .list(&params)
         .await
@@ -208,13 +225,11 @@ async fn list_kind(
         .items
         .into_iter()
         .map(|item| {
-            // Lists leave apiVersion/kind off their items.
             let mut value = serde_json::to_value(&item).expect("API objects serialize");
             value["apiVersion"] = json!(api_version);
             value["kind"] = json!(kind);
             value
         })
-        .filter(|value| is_owned(value, spec_name, namespace))
         .collect())
 }
 

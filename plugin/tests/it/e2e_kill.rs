@@ -5,7 +5,7 @@
 //! `KR_KILL_POINTS` sets how many kill points each phase gets (4 by default, so that CI stays
 //! within its budget; the dozen is `KR_KILL_POINTS=12`, about 25 minutes).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::e2e_support::{keys, spec_with, Env};
@@ -25,25 +25,10 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// `apply --yes` of `spec`, killed with SIGKILL after `after` (or left to finish first).
 /// Whether it was still running when killed.
 fn apply_killed(env: &Env, spec: &str, after: Duration) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-redis"))
-        .current_dir(env.repo())
-        .arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .args([
-            "apply",
-            "-f",
-            spec,
-            "--yes",
-            "--timeout",
-            "300s",
-            "-o",
-            "json",
-        ])
-        .env_remove("KUBECONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn_apply(spec);
+    // Drained, so that a full pipe never holds the apply up; nobody reads it.
+    let mut out = child.stdout.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let deadline = Instant::now() + after;
     while Instant::now() < deadline {
         if child.try_wait().unwrap().is_some() {

@@ -3,7 +3,6 @@
 //! writes all the time, a Redis 5.0 → 7.0 upgrade, and a roll killed midway.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -283,25 +282,7 @@ fn a_roll_killed_midway_resumes_and_finishes_with_the_next_apply() {
     let env = Env::start();
     form(&env);
     let changed = config_change(&env, "slowlog-128.yaml", "slowlog-max-len: 128");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-redis"))
-        .current_dir(env.repo())
-        .arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .args([
-            "apply",
-            "-f",
-            &changed,
-            "--yes",
-            "--timeout",
-            "300s",
-            "-o",
-            "json",
-        ])
-        .env_remove("KUBECONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn_apply(&changed);
     let mut first = Vec::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line: Value = serde_json::from_str(&line.unwrap()).unwrap();

@@ -27,6 +27,19 @@ fn assert_code(out: &Output, code: i32, what: &str) {
     );
 }
 
+/// A plain-manifest spec named `namespace` that declares Namespace `namespace` and a ConfigMap
+/// `ours` in it.
+fn namespace_spec(env: &Env, namespace: &str) -> String {
+    manifest_dir(
+        env,
+        namespace,
+        &[
+            ("namespace.yaml", &namespace_doc(namespace)),
+            ("config.yaml", &config_doc(namespace)),
+        ],
+    )
+}
+
 fn namespace_doc(name: &str) -> String {
     format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
 }
@@ -49,14 +62,7 @@ fn an_existing_namespace_is_adopted_only_when_asked_and_never_destroyed() {
         "theirs",
         "--from-literal=x=y",
     ]);
-    let spec = manifest_dir(
-        &env,
-        "team",
-        &[
-            ("namespace.yaml", &namespace_doc("team")),
-            ("config.yaml", &config_doc("team")),
-        ],
-    );
+    let spec = namespace_spec(&env, "team");
 
     let plan = env.run(&["plan", "-f", &spec]);
     assert_code(&plan, 0, "plan");
@@ -118,14 +124,7 @@ fn an_existing_namespace_is_adopted_only_when_asked_and_never_destroyed() {
 #[test]
 fn a_namespace_the_spec_created_is_deleted_only_when_nothing_else_lives_in_it() {
     let env = Env::start();
-    let spec = manifest_dir(
-        &env,
-        "made",
-        &[
-            ("namespace.yaml", &namespace_doc("made")),
-            ("config.yaml", &config_doc("made")),
-        ],
-    );
+    let spec = namespace_spec(&env, "made");
     let plan = env.run(&["plan", "-f", &spec]);
     assert_code(&plan, 0, "plan");
     assert!(

@@ -67,6 +67,30 @@ impl Env {
         out
     }
 
+    /// Starts `kubectl-redis apply -f SPEC --yes --timeout 300s -o json` in the background, its
+    /// JSON lines on a pipe, for a test that kills it.
+    pub(crate) fn spawn_apply(&self, spec: &str) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_kubectl-redis"))
+            .current_dir(self.repo())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args([
+                "apply",
+                "-f",
+                spec,
+                "--yes",
+                "--timeout",
+                "300s",
+                "-o",
+                "json",
+            ])
+            .env_remove("KUBECONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     /// Runs and expects exit 0; returns stdout.
     pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
