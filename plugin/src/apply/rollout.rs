@@ -86,12 +86,7 @@ pub(super) async fn wait_for_statefulset(
             }
             for pod in pods {
                 let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                let revision = pod
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("controller-revision-hash"));
-                let current = revision.is_some_and(|r| *r == state.revision);
+                let current = pods::revision(&pod) == Some(state.revision.as_str());
                 if pod.metadata.deletion_timestamp.is_some() || pods::is_ready(&pod) {
                     continue;
                 }

@@ -298,16 +298,11 @@ impl ScaleIn<'_> {
         if report.healthy {
             return Resume::Start;
         }
-        let pod_of = obs.pod_of_id();
-        let departing_hold_slots = obs
-            .pods
-            .iter()
-            .flat_map(|p| &p.nodes)
-            .filter(|n| !n.slots.is_empty())
-            .filter_map(|n| pod_of.get(&n.id))
-            .any(|pod| self.departing.contains(pod));
-        let staying = verify(&self.keep_topo, &obs.among(&self.staying));
-        if !departing_hold_slots && staying.healthy && check_safe(&obs.among(&self.staying)).is_ok()
+        let staying_view = obs.among(&self.staying);
+        let staying = verify(&self.keep_topo, &staying_view);
+        if slot_holders(obs, &self.departing).is_empty()
+            && staying.healthy
+            && check_safe(&staying_view).is_ok()
         {
             Resume::Forget
         } else {
@@ -419,6 +414,19 @@ impl ScaleIn<'_> {
     }
 }
 
+/// The pods among `pods` that own a slot in any node's view.
+fn slot_holders(obs: &Observation, pods: &[String]) -> BTreeSet<String> {
+    let pod_of = obs.pod_of_id();
+    obs.pods
+        .iter()
+        .flat_map(|p| &p.nodes)
+        .filter(|n| !n.slots.is_empty())
+        .filter_map(|n| pod_of.get(&n.id))
+        .filter(|name| pods.contains(name))
+        .cloned()
+        .collect()
+}
+
 /// After finishing half-moved slots: wait until no node reports a slot open.
 async fn wait_slots_closed(
     t: &dyn RedisTransport,
@@ -456,19 +464,11 @@ async fn wait_slots_settled(
         "every node to see the departing pods without slots",
         || async move {
             let obs = observe_all(t, topo, deadline, opts.poll).await?;
-            let pod_of = obs.pod_of_id();
-            let holders: BTreeSet<&String> = obs
-                .pods
-                .iter()
-                .flat_map(|p| &p.nodes)
-                .filter(|n| !n.slots.is_empty())
-                .filter_map(|n| pod_of.get(&n.id))
-                .filter(|name| departing.contains(name))
-                .collect();
+            let holders = slot_holders(&obs, departing);
             if holders.is_empty() {
                 return Ok(Poll::Ready(obs));
             }
-            let holders: Vec<&str> = holders.into_iter().map(String::as_str).collect();
+            let holders: Vec<String> = holders.into_iter().collect();
             Ok(Poll::Pending(format!(
                 "some node's view still gives slots to {}",
                 holders.join(", ")

@@ -184,11 +184,7 @@ pub async fn topology_from_kube(
             .and_then(|s| s.pod_ip.clone())
             .filter(|ip| !ip.is_empty());
         let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
-        let revision = p
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(REVISION_LABEL).cloned());
+        let revision = crate::k8s::pods::revision(&p).map(str::to_string);
         pods.push(PodInfo {
             revision,
             ready: crate::k8s::pods::is_ready(&p),
@@ -205,9 +201,6 @@ pub async fn topology_from_kube(
     topology.replicas = spec.replicas.and_then(|r| usize::try_from(r).ok());
     Ok(topology)
 }
-
-/// The label the StatefulSet controller puts on each pod: the revision it was created from.
-pub(super) const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// People's words for a list of pods: at most four names, then a count.
 pub fn names(pods: &[String]) -> String {

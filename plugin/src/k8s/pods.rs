@@ -10,6 +10,18 @@ const CRASH_RESTARTS: i32 = 3;
 /// How many of its last log lines a crashing pod's error shows.
 const LOG_LINES: i64 = 8;
 
+/// The label the StatefulSet controller puts on each pod: the revision it was created from.
+const REVISION_LABEL: &str = "controller-revision-hash";
+
+/// The StatefulSet revision the pod was created from.
+pub(crate) fn revision(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .labels
+        .as_ref()?
+        .get(REVISION_LABEL)
+        .map(String::as_str)
+}
+
 /// Whether the pod's `Ready` condition is `True`.
 pub(crate) fn is_ready(pod: &Pod) -> bool {
     pod.status

@@ -6,19 +6,21 @@
 //! with the live object gives an exact plan. Objects are planned concurrently, a bounded number
 //! at a time (`fanout`): the wall time is about two round trips per batch of objects.
 //!
-//! The stage has four parts: `model` (the plan's types), `compute` (the GET and dry run per
-//! object, replace decisions, prune), `drift` (fields other managers set outside the spec)
-//! and `show` (the plan as text and JSON).
+//! The stage has five parts: `model` (the plan's types), `compute` (the GET and dry run per
+//! object, replace decisions, prune), `guards` (objects another instance owns, shrinks without
+//! the drain, Namespaces kept), `drift` (fields other managers set outside the spec) and `show`
+//! (the plan as text and JSON).
 
 mod compute;
 mod drift;
+mod guards;
 mod model;
 mod show;
 
-pub(crate) use compute::keep_namespaces;
-pub use compute::{
-    compute, prepare, preview_redis, refuse_undrained_shrinks, ForeignObject, InvalidObject,
-    OwnedElsewhere, Preparation, Prepared, RedisPlanning, UndrainedShrink,
+pub use compute::{compute, prepare, preview_redis, InvalidObject, Preparation, Prepared};
+pub(crate) use guards::keep_namespaces;
+pub use guards::{
+    refuse_undrained_shrinks, ForeignObject, OwnedElsewhere, RedisPlanning, UndrainedShrink,
 };
 pub use model::{
     normalize, volume_fate, Action, Conflict, Drift, ObjectPlan, Plan, Summary, PLAN_FORMAT,

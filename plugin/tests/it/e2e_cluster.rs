@@ -3,7 +3,7 @@
 
 use crate::e2e_support;
 
-use e2e_support::{keys, Env, Output};
+use e2e_support::{block_on, keys, Env, Output};
 use localcluster::Options;
 
 const CLUSTER: &str = "specs/redis-cluster.yaml";
@@ -143,7 +143,7 @@ fn all_pods_restarting_at_once_is_healed_without_losing_keys() {
     let env = Env::start();
     apply(&env);
     let before = env.pod_ips(SELECTOR, 6);
-    tokio_block_on(keys::write(&before, 10_000));
+    block_on(keys::write(&before, 10_000));
     let saved = env.dir.path().join("healthy.plan");
     env.ok(&["plan", "-f", CLUSTER, "--out", saved.to_str().unwrap()]);
 
@@ -227,7 +227,7 @@ fn all_pods_restarting_at_once_is_healed_without_losing_keys() {
     let (code, report) = env.status_json(&[]);
     assert_eq!(code, 0, "healed: {report}");
     let (code, report) = env.status_json(&[]);
-    let missing = tokio_block_on(keys::missing(&after, 10_000));
+    let missing = block_on(keys::missing(&after, 10_000));
     assert!(
         missing.is_empty(),
         "{} of 10000 keys lost, e.g. {:?}; status {code}: {report}",
@@ -241,7 +241,7 @@ fn one_pod_back_with_a_new_ip_is_fixed_by_update_node() {
     let env = Env::start();
     apply(&env);
     let before = env.pod_ips(SELECTOR, 6);
-    tokio_block_on(keys::write(&before, 10_000));
+    block_on(keys::write(&before, 10_000));
     env.cluster
         .delete_pod("default", "redis-cluster-1")
         .unwrap();
@@ -253,7 +253,7 @@ fn one_pod_back_with_a_new_ip_is_fixed_by_update_node() {
         if code == 0 {
             let ips = env.pod_ips(SELECTOR, 6);
             assert_ne!(ips[1], before[1], "the pod came back with a new IP");
-            let missing = tokio_block_on(keys::missing(&ips, 10_000));
+            let missing = block_on(keys::missing(&ips, 10_000));
             assert!(
                 missing.is_empty(),
                 "{} of 10000 keys lost, e.g. {:?}; status: {report}",
@@ -270,19 +270,11 @@ fn one_pod_back_with_a_new_ip_is_fixed_by_update_node() {
     }
 }
 
-fn tokio_block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
 #[test]
 fn destroy_keeps_the_data_and_a_later_apply_brings_the_cluster_back() {
     let env = Env::start();
     apply(&env);
-    tokio_block_on(keys::write(&env.pod_ips(SELECTOR, 6), 10_000));
+    block_on(keys::write(&env.pod_ips(SELECTOR, 6), 10_000));
 
     let out = env.ok(&["destroy", "-f", CLUSTER, "--yes"]);
     assert!(
@@ -315,7 +307,7 @@ fn destroy_keeps_the_data_and_a_later_apply_brings_the_cluster_back() {
     );
     let (code, report) = env.status_json(&[]);
     assert_eq!(code, 0, "{report}");
-    let missing = tokio_block_on(keys::missing(&env.pod_ips(SELECTOR, 6), 10_000));
+    let missing = block_on(keys::missing(&env.pod_ips(SELECTOR, 6), 10_000));
     assert!(
         missing.is_empty(),
         "{} of 10000 keys lost after destroy and re-apply",
@@ -366,7 +358,7 @@ fn assert_steps_add_up(lines: &[serde_json::Value], command: &str) {
 fn masters_scale_out_and_back_in_through_apply_without_losing_keys() {
     let env = Env::start();
     apply(&env);
-    tokio_block_on(keys::write(&env.pod_ips(SELECTOR, 6), 10_000));
+    block_on(keys::write(&env.pod_ips(SELECTOR, 6), 10_000));
 
     let four = e2e_support::spec_with(&env, "four.yaml", &[("masters: 3", "masters: 4")]);
     let grow = plan(&env, &four);
@@ -407,7 +399,7 @@ fn masters_scale_out_and_back_in_through_apply_without_losing_keys() {
         slots.iter().all(|s| (4000..=4200).contains(s)),
         "balanced: {slots:?}"
     );
-    let missing = tokio_block_on(keys::missing(&env.pod_ips(SELECTOR, 8), 10_000));
+    let missing = block_on(keys::missing(&env.pod_ips(SELECTOR, 8), 10_000));
     assert!(
         missing.is_empty(),
         "{} keys lost scaling out",
@@ -431,7 +423,7 @@ fn masters_scale_out_and_back_in_through_apply_without_losing_keys() {
         }
     }
     assert_eq!(env.running_pods(SELECTOR), 8, "no pod was deleted");
-    let missing = tokio_block_on(keys::missing(&env.pod_ips(SELECTOR, 8), 10_000));
+    let missing = block_on(keys::missing(&env.pod_ips(SELECTOR, 8), 10_000));
     assert!(missing.is_empty(), "{} keys lost", missing.len());
 
     let shrink = plan(&env, CLUSTER);
@@ -459,7 +451,7 @@ fn masters_scale_out_and_back_in_through_apply_without_losing_keys() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["masters"], 3);
     assert_eq!(report["pods"].as_array().unwrap().len(), 6);
-    let missing = tokio_block_on(keys::missing(&env.pod_ips(SELECTOR, 6), 10_000));
+    let missing = block_on(keys::missing(&env.pod_ips(SELECTOR, 6), 10_000));
     assert!(missing.is_empty(), "{} keys lost scaling in", missing.len());
     assert_eq!(
         env.kubectl_status(&["get", "pv", "redis07"]),

@@ -8,19 +8,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::e2e_support::{keys, spec_with, Env};
+use crate::e2e_support::{block_on, keys, spec_with, Env};
 
 const CLUSTER: &str = "specs/redis-cluster.yaml";
 const SELECTOR: &str = "app=redis-cluster";
 const KEYS: u32 = 20_000;
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
 
 /// `apply --yes` of `spec`, killed with SIGKILL after `after` (or left to finish first).
 /// Whether it was still running when killed.

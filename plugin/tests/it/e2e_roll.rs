@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::e2e_support::writer::Writers;
-use crate::e2e_support::{keys, spec_with, Env};
+use crate::e2e_support::{block_on, keys, spec_with, Env};
 
 const CLUSTER: &str = "specs/redis-cluster.yaml";
 const SELECTOR: &str = "app=redis-cluster";
@@ -249,14 +249,6 @@ fn an_upgrade_from_redis_5_0_to_7_0_goes_replicas_first_and_keeps_every_key() {
     }
     let missing = block_on(keys::missing(&ips, 10_000));
     assert_eq!(missing.len(), 0, "keys lost: {missing:?}");
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }
 
 /// One command through the plugin's direct transport, as text.

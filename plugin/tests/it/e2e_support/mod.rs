@@ -211,6 +211,15 @@ impl Env {
     }
 }
 
+/// Runs a future to its end on a runtime of its own (the tests themselves are synchronous).
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
 /// kubectl of the test cluster's release, built from the same Go module as its control plane.
 pub(crate) fn kubectl_bin() -> PathBuf {
     localcluster::controlplane::bin_dir()
